@@ -1,0 +1,1 @@
+"""The `promscope` command line."""

@@ -1,0 +1,1 @@
+"""Textual front end (built later on the engine)."""
