@@ -1,1 +1,210 @@
-"""check"""
+"""Rules over parsed families: promlint-parity lint, cardinality, ignores and severities.
+
+The API the ``check`` command (and anything else) uses::
+
+    from promscope.check import CheckOptions, Ignore, check, check_result
+
+    result = parse(body, format="text")
+    report = check_result(result, CheckOptions(
+        lint=True,                      # LINT-… findings (promscope.check.lint)
+        promtool_only=False,            # only the rules promtool 2.42 has
+        cardinality=False,              # CARD-… warnings and report.cardinality
+        ignores=(Ignore.parse("LINT-001:go_*"),),
+        severity_overrides={"LINT-*": Severity.WARNING},
+        fail_on=Severity.ERROR,
+    ))
+    report.diagnostics      # parse + lint (+ cardinality) diagnostics, ignores applied,
+                            # severities overridden, sorted by line
+    report.ignored          # how many were ignored
+    report.cardinality      # CardinalityReport | None
+    report.failed()         # any diagnostic at fail_on or worse
+    report.promtool_lines() # what `promtool check metrics` prints on stderr
+    report.promtool_exit_code()  # 0 clean, 1 unparsable, 3 lint problems
+
+    report = check(data, format="auto", options=...)   # parse + check_result
+
+* :class:`CheckOptions` ``(lint=True, promtool_only=False, cardinality=False,
+  cardinality_options=CardinalityOptions(), ignores=(), severity_overrides={},
+  fail_on=Severity.ERROR)``
+* :func:`check_result` ``(result: ParseResult, options: CheckOptions | None = None) -> CheckReport``
+* :func:`check` ``(data, format="auto", *, content_type=None, options=None) -> CheckReport``
+* :class:`CheckReport`: ``result``, ``diagnostics``, ``lint_findings``, ``ignored``,
+  ``cardinality``, ``fail_on``; ``failed(fail_on=None)``, ``worst()``, ``counts()``,
+  ``promtool_lines()``, ``promtool_exit_code()``
+* :class:`Ignore` ``.parse("CODE[:METRIC-GLOB]")`` (both parts globs, fnmatch),
+  :class:`SeverityOverrides` (exact code beats glob).
+* Submodules: :mod:`~promscope.check.lint` (rules, ``LintFinding``,
+  ``promtool_lines``), :mod:`~promscope.check.cardinality` (``analyze``,
+  report dataclasses), :mod:`~promscope.check.ignore`.
+
+``--output promtool`` mode: run with ``promtool_only=True`` and print
+``report.promtool_lines()`` to stderr, exit with ``report.promtool_exit_code()``.
+When the parser found an error in the syntax (``PS-``/``OM-``/``PB-`` codes),
+promtool would print only ``error while linting: …`` and exit 1, and so does
+this mode (the message text is promscope's own).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from promscope.check.cardinality import CardinalityOptions, CardinalityReport, analyze
+from promscope.check.ignore import Ignore, SeverityOverrides
+from promscope.check.lint import LintFinding, lint, promtool_lines, to_diagnostics
+from promscope.model import Diagnostic, Format, ParseResult, Severity
+
+__all__ = [
+    "PROMTOOL_EXIT_CLEAN",
+    "PROMTOOL_EXIT_LINT",
+    "PROMTOOL_EXIT_UNPARSABLE",
+    "CardinalityOptions",
+    "CardinalityReport",
+    "CheckOptions",
+    "CheckReport",
+    "Ignore",
+    "SeverityOverrides",
+    "check",
+    "check_result",
+]
+
+PROMTOOL_EXIT_CLEAN = 0
+PROMTOOL_EXIT_UNPARSABLE = 1
+"""promtool's ``failureExitCode``: the input could not be parsed."""
+PROMTOOL_EXIT_LINT = 3
+"""promtool's ``lintErrExitCode``: lint problems were found."""
+
+_SYNTAX_PREFIXES = ("PS-", "OM-", "PB-")
+
+
+@dataclass(frozen=True, slots=True)
+class CheckOptions:
+    """What to check and how to judge it."""
+
+    lint: bool = True
+    promtool_only: bool = False
+    """Only the lint rules promtool 2.42 has (for ``--output promtool``)."""
+    cardinality: bool = False
+    cardinality_options: CardinalityOptions = field(default_factory=CardinalityOptions)
+    ignores: tuple[Ignore, ...] = ()
+    severity_overrides: Mapping[str, Severity] = field(default_factory=dict)
+    """Code (or code glob) -> severity; applied after ignores."""
+    fail_on: Severity = Severity.ERROR
+
+
+@dataclass(frozen=True, slots=True)
+class CheckReport:
+    """What checking one parse result found."""
+
+    result: ParseResult
+    diagnostics: tuple[Diagnostic, ...]
+    """Parse, lint and cardinality diagnostics that were kept, sorted by line."""
+    lint_findings: tuple[LintFinding, ...]
+    """Lint findings that were kept, in promlint's order (with promtool's repeat counts)."""
+    ignored: int
+    """Diagnostics dropped by an ignore."""
+    cardinality: CardinalityReport | None
+    fail_on: Severity = Severity.ERROR
+
+    def worst(self) -> Severity | None:
+        worst: Severity | None = None
+        for diagnostic in self.diagnostics:
+            if worst is None or diagnostic.severity.rank > worst.rank:
+                worst = diagnostic.severity
+        return worst
+
+    def failed(self, fail_on: Severity | None = None) -> bool:
+        """True when a kept diagnostic is at ``fail_on`` (default: the options') or worse."""
+        threshold = fail_on or self.fail_on
+        return any(d.severity.at_least(threshold) for d in self.diagnostics)
+
+    def counts(self) -> dict[Severity, int]:
+        """Kept diagnostics per severity (every severity present, zero when none)."""
+        out = dict.fromkeys(Severity, 0)
+        for diagnostic in self.diagnostics:
+            out[diagnostic.severity] += 1
+        return out
+
+    def syntax_errors(self) -> list[Diagnostic]:
+        """Parser errors promtool's decoder would also stop at (syntax, not semantics)."""
+        return [
+            d
+            for d in self.result.diagnostics
+            if d.severity is Severity.ERROR and d.code.startswith(_SYNTAX_PREFIXES)
+        ]
+
+    def promtool_lines(self) -> list[str]:
+        """What ``promtool check metrics`` prints on stderr for this input."""
+        errors = self.syntax_errors()
+        if errors:
+            first = min(errors, key=Diagnostic.sort_key)
+            return [f"error while linting: line {first.line}: {first.message}"]
+        return promtool_lines(self.lint_findings)
+
+    def promtool_exit_code(self) -> int:
+        """0 clean, 1 when the input cannot be parsed, 3 when lint found problems."""
+        if self.syntax_errors():
+            return PROMTOOL_EXIT_UNPARSABLE
+        return PROMTOOL_EXIT_LINT if self.lint_findings else PROMTOOL_EXIT_CLEAN
+
+
+def _ignored_by(ignores: tuple[Ignore, ...], code: str, metric: str | None) -> bool:
+    return any(ignore.matches_code_metric(code, metric) for ignore in ignores)
+
+
+def check_result(result: ParseResult, options: CheckOptions | None = None) -> CheckReport:
+    """Run lint (and cardinality when asked) on a parse result; apply ignores and severities."""
+    options = options or CheckOptions()
+    overrides = SeverityOverrides(options.severity_overrides)
+    ignores = options.ignores
+    ignored = 0
+
+    findings: list[LintFinding] = []
+    if options.lint:
+        for finding in lint(result.families, result.format, promtool_only=options.promtool_only):
+            if _ignored_by(ignores, finding.code, finding.metric):
+                ignored += 1
+            else:
+                findings.append(finding)
+
+    candidates: list[Diagnostic] = []
+    for diagnostic in result.diagnostics:
+        if _ignored_by(ignores, diagnostic.code, diagnostic.metric):
+            ignored += 1
+        else:
+            candidates.append(diagnostic)
+    candidates.extend(to_diagnostics(findings))
+
+    cardinality: CardinalityReport | None = None
+    if options.cardinality:
+        cardinality = analyze(result.families, options.cardinality_options)
+        for diagnostic in cardinality.diagnostics:
+            if _ignored_by(ignores, diagnostic.code, diagnostic.metric):
+                ignored += 1
+            else:
+                candidates.append(diagnostic)
+
+    if overrides:
+        candidates = [overrides.apply(d) for d in candidates]
+    candidates.sort(key=Diagnostic.sort_key)
+    return CheckReport(
+        result=result,
+        diagnostics=tuple(candidates),
+        lint_findings=tuple(findings),
+        ignored=ignored,
+        cardinality=cardinality,
+        fail_on=options.fail_on,
+    )
+
+
+def check(
+    data: bytes | str,
+    format: Format | str = "auto",
+    *,
+    content_type: str | None = None,
+    options: CheckOptions | None = None,
+) -> CheckReport:
+    """Parse ``data`` and check it: :func:`promscope.exposition.parse` then :func:`check_result`."""
+    from promscope.exposition import parse
+
+    return check_result(parse(data, format, content_type=content_type), options)

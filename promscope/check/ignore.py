@@ -1,0 +1,132 @@
+"""Ignoring diagnostics and overriding their severity, by code and metric glob.
+
+An ignore is written ``CODE[:METRIC-GLOB]``: ``LINT-001`` ignores every "no
+help text", ``LINT-*:go_*`` every lint finding about a ``go_…`` family. Both
+parts are shell globs (:func:`fnmatch.fnmatchcase`); the metric part may itself
+contain colons (recording-rule names do), only the first colon separates.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+
+from promscope.model import Diagnostic, Severity
+
+__all__ = ["Ignore", "SeverityOverrides", "is_code_pattern", "known_codes"]
+
+_CODE = re.compile(r"^[A-Z]{2,5}-[0-9]{3}$")
+_CODE_GLOB = re.compile(r"^[A-Z0-9*?\[\]!-]+$")
+_GLOB_CHARS = frozenset("*?[")
+
+
+def is_code_pattern(text: str) -> bool:
+    """True for a code (``LINT-001``) or a code glob (``LINT-*``, ``*``)."""
+    if _CODE.match(text):
+        return True
+    return bool(_CODE_GLOB.match(text)) and any(c in _GLOB_CHARS for c in text)
+
+
+def _is_glob(text: str) -> bool:
+    return any(c in _GLOB_CHARS for c in text)
+
+
+def known_codes() -> frozenset[str]:
+    """Every code the installed modules declare (modules that fail to import are skipped)."""
+    from promscope import codes
+
+    found: set[str] = set()
+    for module_name in codes._MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        found.update(getattr(module, "CODES", {}))
+    return frozenset(found)
+
+
+@dataclass(frozen=True, slots=True)
+class Ignore:
+    """Drop diagnostics whose code matches ``code`` and, when given, whose metric matches ``metric``."""
+
+    code: str
+    metric: str | None = None
+
+    @classmethod
+    def parse(cls, text: str, known: Collection[str] | None = None) -> Ignore:
+        """Read ``CODE[:METRIC-GLOB]``; raises :class:`ValueError` saying what is wrong.
+
+        With ``known``, a plain code (no glob) must be one of them.
+        """
+        raw = text.strip()
+        code, sep, metric = raw.partition(":")
+        code = code.strip().upper()
+        metric = metric.strip()
+        if not code:
+            raise ValueError(f"ignore {text!r} has no code (expected CODE or CODE:METRIC-GLOB)")
+        if not is_code_pattern(code):
+            raise ValueError(f"ignore {text!r}: {code!r} is not a diagnostic code like LINT-001 or LINT-*")
+        if known is not None and not _is_glob(code) and code not in known:
+            raise ValueError(f"ignore {text!r}: unknown code {code}")
+        if sep and not metric:
+            raise ValueError(f"ignore {text!r} has an empty metric glob after ':'")
+        return cls(code, metric or None)
+
+    def matches(self, diagnostic: Diagnostic) -> bool:
+        if not fnmatchcase(diagnostic.code, self.code):
+            return False
+        if self.metric is None:
+            return True
+        return diagnostic.metric is not None and fnmatchcase(diagnostic.metric, self.metric)
+
+    def matches_code_metric(self, code: str, metric: str | None) -> bool:
+        if not fnmatchcase(code, self.code):
+            return False
+        return self.metric is None or (metric is not None and fnmatchcase(metric, self.metric))
+
+    def __str__(self) -> str:
+        return self.code if self.metric is None else f"{self.code}:{self.metric}"
+
+
+class SeverityOverrides:
+    """Severity per code: an exact code wins over a glob, globs apply in the order given."""
+
+    __slots__ = ("_exact", "_globs")
+
+    def __init__(self, overrides: Mapping[str, Severity] | Iterable[tuple[str, Severity]] = ()) -> None:
+        items = overrides.items() if isinstance(overrides, Mapping) else overrides
+        self._exact: dict[str, Severity] = {}
+        self._globs: list[tuple[str, Severity]] = []
+        for code, severity in items:
+            if _is_glob(code):
+                self._globs.append((code, severity))
+            else:
+                self._exact[code] = severity
+
+    def __bool__(self) -> bool:
+        return bool(self._exact or self._globs)
+
+    def get(self, code: str) -> Severity | None:
+        found = self._exact.get(code)
+        if found is not None:
+            return found
+        for pattern, severity in self._globs:
+            if fnmatchcase(code, pattern):
+                return severity
+        return None
+
+    def apply(self, diagnostic: Diagnostic) -> Diagnostic:
+        severity = self.get(diagnostic.code)
+        if severity is None or severity is diagnostic.severity:
+            return diagnostic
+        return Diagnostic(
+            diagnostic.code,
+            severity,
+            diagnostic.line,
+            diagnostic.column,
+            diagnostic.message,
+            diagnostic.metric,
+        )
