@@ -1,0 +1,240 @@
+"""Helpers every test directory shares: where the fixtures are, free ports, real Prometheus binaries.
+
+Fixtures defined here:
+
+``fixtures_dir``
+    The repo's ``fixtures/`` directory (a :class:`pathlib.Path`).
+``free_port``
+    A callable returning a TCP port on 127.0.0.1 that was free a moment ago.
+``run_binary`` / ``run_binary_session``
+    Factories that start a Debian-packaged binary (node_exporter, Pushgateway,
+    Prometheus…) on ``127.0.0.1:<free port>``, wait until it answers, and stop
+    it at teardown (function- or session-scoped). A test that asks for a
+    binary that is not installed is *skipped* with the reason and the apt
+    package to install; CI installs them all, so there they always run::
+
+        def test_scrape(run_binary):
+            exporter = run_binary("/usr/bin/prometheus-node-exporter",
+                                  "--web.listen-address={address}")
+            httpx.get(exporter.url("/metrics"))
+
+    ``{address}`` (``127.0.0.1:PORT``), ``{port}`` and ``{tmp}`` (a fresh
+    directory for the process's state) are substituted in the arguments.
+``require_binary``
+    ``require_binary("/usr/bin/promtool")`` returns the path, or skips the test.
+
+Tests under ``tests/integration/`` are marked ``integration`` automatically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pathlib
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+FIXTURES = REPO / "fixtures"
+
+# Binary -> Debian package that ships it, for the skip reason.
+DEBIAN_PACKAGES = {
+    "prometheus": "prometheus",
+    "promtool": "prometheus",
+    "prometheus-node-exporter": "prometheus-node-exporter",
+    "prometheus-pushgateway": "prometheus-pushgateway",
+}
+
+__all__ = [
+    "FIXTURES",
+    "REPO",
+    "BinaryRunner",
+    "RunningBinary",
+    "binary_missing_reason",
+    "find_free_port",
+]
+
+
+def find_free_port() -> int:
+    """A TCP port on 127.0.0.1 that the kernel just handed out (and we released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def binary_missing_reason(binary: str) -> str | None:
+    """None when ``binary`` is runnable, else a skip reason naming the package to install."""
+    path = binary if os.sep in binary else shutil.which(binary)
+    if path and os.access(path, os.X_OK):
+        return None
+    name = os.path.basename(binary)
+    package = DEBIAN_PACKAGES.get(name, name)
+    return f"{binary} is not installed (apt-get install {package})"
+
+
+@dataclass
+class RunningBinary:
+    """A started binary: its address, process and the log it wrote so far."""
+
+    binary: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: pathlib.Path
+    workdir: pathlib.Path
+    args: list[str] = field(default_factory=list)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def url(self, path: str = "/") -> str:
+        return f"http://{self.address}{path if path.startswith('/') else '/' + path}"
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after five seconds; safe to call twice."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+
+
+class BinaryRunner:
+    """Starts binaries and remembers them, so :meth:`stop_all` ends every one it started."""
+
+    def __init__(self, base_tmp: pathlib.Path) -> None:
+        self.base_tmp = base_tmp
+        self.running: list[RunningBinary] = []
+
+    def __call__(
+        self,
+        binary: str,
+        *args: str,
+        ready_path: str | None = "/metrics",
+        timeout: float = 20.0,
+        attempts: int = 3,
+    ) -> RunningBinary:
+        """Start ``binary`` with ``args`` and wait until it is ready.
+
+        Ready means an HTTP GET of ``ready_path`` answers below 500, or, with
+        ``ready_path=None``, that the port accepts a TCP connection. The port
+        is picked just before the start; if the process exits early (another
+        process took the port), it is retried on a new port, up to ``attempts``.
+        """
+        reason = binary_missing_reason(binary)
+        if reason:
+            pytest.skip(reason)
+        last_error = ""
+        for _ in range(attempts):
+            running = self._start(binary, args)
+            error = self._wait_ready(running, ready_path, timeout)
+            if error is None:
+                self.running.append(running)
+                return running
+            running.stop()
+            last_error = f"{error}\n--- {binary} log ---\n{running.log()[-4000:]}"
+            if "exited" not in error:
+                break
+        pytest.fail(f"{binary} did not become ready: {last_error}", pytrace=False)
+
+    def _start(self, binary: str, args: tuple[str, ...]) -> RunningBinary:
+        port = find_free_port()
+        workdir = pathlib.Path(tempfile.mkdtemp(prefix=os.path.basename(binary) + "-", dir=self.base_tmp))
+        values = {"address": f"127.0.0.1:{port}", "port": str(port), "tmp": str(workdir)}
+        argv = [binary, *(arg.format(**values) for arg in args)]
+        log_path = workdir / "process.log"
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=workdir,
+                start_new_session=True,
+            )
+        return RunningBinary(binary, port, process, log_path, workdir, argv)
+
+    @staticmethod
+    def _wait_ready(running: RunningBinary, ready_path: str | None, timeout: float) -> str | None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            code = running.process.poll()
+            if code is not None:
+                return f"process exited with status {code}"
+            if ready_path is None:
+                with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", running.port), 0.5):
+                    return None
+            else:
+                with contextlib.suppress(httpx.HTTPError):
+                    if httpx.get(running.url(ready_path), timeout=2).status_code < 500:
+                        return None
+            time.sleep(0.05)
+        return f"no answer on {running.address} within {timeout:g}s"
+
+    def stop_all(self) -> None:
+        while self.running:
+            self.running.pop().stop()
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> pathlib.Path:
+    return FIXTURES
+
+
+@pytest.fixture
+def free_port() -> Callable[[], int]:
+    return find_free_port
+
+
+@pytest.fixture
+def run_binary(tmp_path: pathlib.Path) -> Iterator[BinaryRunner]:
+    runner = BinaryRunner(tmp_path)
+    try:
+        yield runner
+    finally:
+        runner.stop_all()
+
+
+@pytest.fixture(scope="session")
+def run_binary_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BinaryRunner]:
+    runner = BinaryRunner(tmp_path_factory.mktemp("binaries"))
+    try:
+        yield runner
+    finally:
+        runner.stop_all()
+
+
+@pytest.fixture
+def require_binary() -> Callable[[str], str]:
+    def require(binary: str) -> str:
+        reason = binary_missing_reason(binary)
+        if reason:
+            pytest.skip(reason)
+        return binary if os.sep in binary else str(shutil.which(binary))
+
+    return require
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    integration = REPO / "tests" / "integration"
+    for item in items:
+        if integration in pathlib.Path(str(item.path)).parents:
+            item.add_marker(pytest.mark.integration)
