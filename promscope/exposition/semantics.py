@@ -1,0 +1,700 @@
+"""Format-independent value rules, run on the families every parser produces.
+
+:func:`check_semantics` looks at what the samples *mean* rather than how they
+were spelled: duplicate series, histogram buckets that are unsorted, not
+cumulative or missing ``+Inf``, counters that went negative, exemplars where
+none may be, and so on. The parsers (text, OpenMetrics, protobuf) find
+syntax and structure problems; this module finds the rest, the same way for
+every format.
+
+Severity follows one principle, stated once here so each rule does not repeat
+it:
+
+* **error**: Prometheus rejects the sample (duplicate series, a timestamp
+  going backwards, a reserved label name, an oversized exemplar), or the
+  exposition is OpenMetrics and the OpenMetrics 1.0 spec says MUST.
+* **warning**: the same problem in a format whose spec is silent on it (the
+  Prometheus text format and protobuf): Prometheus ingests it, but queries
+  such as ``histogram_quantile`` or ``rate`` give wrong answers later; or an
+  OpenMetrics SHOULD.
+
+Codes marked *strict* below are errors for OpenMetrics and warnings for the
+other formats; the diagnostic's own severity is authoritative.
+
+Cost: one pass over each family's samples for the series-wide rules
+(duplicates, timestamps, reserved labels, exemplars), plus one pass for the
+type's own rules (histograms, summaries, counters, info, stateset); gauges
+and unknowns only take the first. Duplicate detection keys a dict on
+``(name, sorted labels)``; ``le`` and ``quantile`` strings are parsed once
+each and cached, since a histogram repeats the same few bounds on every
+series.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from promscope.codes import Code
+from promscope.exposition._diag import DiagnosticSink
+from promscope.exposition.render import canonical_number
+from promscope.model import Format, Labels, MetricFamily, MetricType, Sample, Severity
+
+__all__ = ["CODES", "EXEMPLAR_MAX_LABEL_RUNES", "check_semantics", "parse_number"]
+
+_E = Severity.ERROR
+_W = Severity.WARNING
+
+CODES: dict[str, Code] = {
+    "SEM-001": Code(_E, "duplicate series: the same name and label set appears twice at one timestamp"),
+    "SEM-002": Code(_E, "timestamps of one series do not increase"),
+    "SEM-003": Code(_E, "label name starts with '__', which Prometheus reserves for internal use"),
+    "SEM-010": Code(_E, "histogram bucket without an 'le' label (strict)"),
+    "SEM-011": Code(_E, "histogram 'le' label is not a number, or is NaN (strict)"),
+    "SEM-012": Code(_W, "'le' or 'quantile' label value is not in OpenMetrics canonical form"),
+    "SEM-013": Code(_E, "positive infinity in 'le' is not written '+Inf' (OpenMetrics)"),
+    "SEM-014": Code(_E, "histogram buckets are not sorted by 'le', or a bound repeats (strict)"),
+    "SEM-015": Code(_E, "histogram has no '+Inf' bucket (strict)"),
+    "SEM-016": Code(_E, "histogram bucket counts are not cumulative (strict)"),
+    "SEM-017": Code(_E, "histogram _count differs from its '+Inf' bucket (strict)"),
+    "SEM-018": Code(_E, "histogram has _sum without _count, or _count without _sum (OpenMetrics)"),
+    "SEM-019": Code(_E, "negative histogram sum where the buckets are all non-negative (OpenMetrics)"),
+    "SEM-020": Code(_E, "histogram with negative bucket bounds has a _sum (OpenMetrics)"),
+    "SEM-021": Code(_E, "summary quantile sample without a 'quantile' label (strict)"),
+    "SEM-022": Code(_E, "summary 'quantile' label is not a number in [0, 1] (strict)"),
+    "SEM-023": Code(_E, "negative summary quantile value (OpenMetrics)"),
+    "SEM-030": Code(_E, "counter-like value (total, count, bucket, sum) is negative (strict)"),
+    "SEM-031": Code(_E, "counter-like value or created time is NaN (strict)"),
+    "SEM-032": Code(_W, "_created time is negative (before 1970)"),
+    "SEM-040": Code(_E, "unit is not a suffix of the metric family name (strict)"),
+    "SEM-041": Code(_E, "info and stateset families cannot have a unit (OpenMetrics)"),
+    "SEM-042": Code(_E, "info sample value is not 1 (strict)"),
+    "SEM-043": Code(_E, "stateset sample value is not 0 or 1 (strict)"),
+    "SEM-044": Code(_E, "stateset sample lacks the label named after its family (strict)"),
+    "SEM-050": Code(_E, "exemplar on a sample that cannot carry one (strict)"),
+    "SEM-051": Code(_E, "exemplar label names and values exceed 128 characters together"),
+    "SEM-052": Code(_E, "exemplar value lies above its bucket's upper bound (strict)"),
+}
+
+EXEMPLAR_MAX_LABEL_RUNES = 128
+"""OpenMetrics 1.0 and Prometheus (``exemplar.ExemplarMaxLabelSetLength``) both cap this."""
+
+_INF = math.inf
+_MISSING = object()
+
+
+def parse_number(text: str) -> float | None:
+    """Parse a label value the way Go's ``strconv.ParseFloat`` would, or None.
+
+    Python's ``float`` is laxer than Go's: it accepts surrounding whitespace,
+    ``_`` digit separators and non-ASCII digits, all of which Go (and so
+    Prometheus) rejects. Hexadecimal floats, which Go accepts, are accepted.
+    """
+    if not text or not text.isascii() or "_" in text or text != text.strip():
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    if "0x" in text or "0X" in text:
+        try:
+            return float.fromhex(text)
+        except ValueError:
+            return None
+    return None
+
+
+def _show(name: str, labels: Labels) -> str:
+    """A series as PromQL would print it, shortened for messages."""
+    if not labels:
+        return name
+    inner = ",".join(f'{k}="{v}"' for k, v in labels)
+    if len(inner) > 120:
+        inner = inner[:117] + "..."
+    return f"{name}{{{inner}}}"
+
+
+def _num(value: float) -> str:
+    return canonical_number(value)
+
+
+@dataclass(slots=True)
+class _Context:
+    """What every rule needs: where to report, and how strictly."""
+
+    sink: DiagnosticSink
+    fmt: Format
+    om: bool
+    strict: Severity
+    """ERROR for OpenMetrics, WARNING for formats whose spec is silent."""
+    numbers: dict[str, float | None] = field(default_factory=dict)
+    """Cache of parsed ``le``/``quantile`` strings."""
+    canonical: dict[str, bool] = field(default_factory=dict)
+    """Cache: is this ``le``/``quantile`` string canonical."""
+
+    def number(self, text: str) -> float | None:
+        try:
+            return self.numbers[text]
+        except KeyError:
+            value = self.numbers[text] = parse_number(text)
+            return value
+
+    def is_canonical(self, text: str, value: float) -> bool:
+        try:
+            return self.canonical[text]
+        except KeyError:
+            ok = self.canonical[text] = text == canonical_number(value)
+            return ok
+
+    def report(self, code: str, severity: Severity, line: int, message: str, metric: str) -> None:
+        self.sink.add(code, severity, line, 0, message, metric)
+
+
+def check_semantics(families: Iterable[MetricFamily], fmt: Format | str, sink: DiagnosticSink) -> None:
+    """Report every value-level problem in ``families`` to ``sink``.
+
+    ``fmt`` is the wire format the families came from; it decides severities
+    (see the module docstring) and the rules that only one format has
+    (canonical ``le`` values, ``_sum``/``_count`` pairing and the other
+    OpenMetrics-only MUSTs; protobuf's implicit ``+Inf`` bucket).
+    """
+    fmt = Format(fmt)
+    om = fmt is Format.OPENMETRICS
+    ctx = _Context(sink, fmt, om, _E if om else _W)
+    seen: dict[tuple[str, Labels], object] = {}
+    for family in families:
+        _check_metadata(family, ctx)
+        _check_series(family, ctx, seen)
+        rule = _TYPE_RULES.get(family.type)
+        if rule is not None:
+            rule(family, ctx)
+
+
+# --- rules every family gets -------------------------------------------------------------------------
+
+
+def _check_metadata(family: MetricFamily, ctx: _Context) -> None:
+    unit = family.unit
+    if not unit or ctx.fmt is Format.TEXT:
+        # An empty UNIT is as if there were none (OpenMetrics); the text format has no units.
+        return
+    if family.type in (MetricType.INFO, MetricType.STATESET):
+        ctx.report(
+            "SEM-041",
+            _E if ctx.om else _W,
+            family.line,
+            f"{family.type.value} family {family.name} has unit {unit!r}; "
+            "OpenMetrics requires an empty unit for info and stateset",
+            family.name,
+        )
+    if not family.name.endswith("_" + unit):
+        ctx.report(
+            "SEM-040",
+            ctx.strict,
+            family.line,
+            f"unit {unit!r} is not a suffix of the family name {family.name}: the name must end in '_{unit}'",
+            family.name,
+        )
+
+
+def _check_series(family: MetricFamily, ctx: _Context, seen: dict[tuple[str, Labels], object]) -> None:
+    """Duplicates, timestamp order, reserved label names and exemplars, in one pass."""
+    name = family.name
+    for sample in family.samples:
+        labels = sample.labels
+        key = (sample.name, tuple(sorted(labels)) if len(labels) > 1 else labels)
+        timestamp = sample.timestamp
+        previous = seen.get(key, _MISSING)
+        if previous is _MISSING:
+            seen[key] = timestamp
+        else:
+            _check_repeat(sample, previous, key, seen, ctx, name)
+        for label_name, _ in labels:
+            if label_name[:2] == "__":
+                ctx.report(
+                    "SEM-003",
+                    _E,
+                    sample.line,
+                    f"label name {label_name!r} on {sample.name} starts with '__': "
+                    "Prometheus reserves such names for internal use",
+                    name,
+                )
+        if sample.exemplar is not None:
+            _check_exemplar(family, sample, ctx)
+
+
+def _check_repeat(
+    sample: Sample,
+    previous: object,
+    key: tuple[str, Labels],
+    seen: dict[tuple[str, Labels], object],
+    ctx: _Context,
+    family_name: str,
+) -> None:
+    """A series seen before: fine only as a later point of the same series (OpenMetrics allows that)."""
+    timestamp = sample.timestamp
+    shown = _show(sample.name, sample.labels)
+    if timestamp is None or previous is None:
+        # Without explicit timestamps both points get the scrape time: Prometheus keeps
+        # the first and counts the second as a duplicate (scrape loop, ErrDuplicateSampleForTimestamp).
+        ctx.report(
+            "SEM-001",
+            _E,
+            sample.line,
+            f"duplicate series {shown}: the same name and labels appeared before "
+            "(repeated points of one series need increasing timestamps)",
+            family_name,
+        )
+        return
+    assert isinstance(previous, float | int)
+    if timestamp > previous:
+        seen[key] = timestamp
+    elif timestamp == previous:
+        ctx.report(
+            "SEM-001",
+            _E,
+            sample.line,
+            f"duplicate series {shown} at timestamp {timestamp!r}",
+            family_name,
+        )
+    else:
+        # OpenMetrics: "MetricPoints MUST have monotonically increasing timestamps";
+        # Prometheus rejects the older point as out of order.
+        ctx.report(
+            "SEM-002",
+            _E,
+            sample.line,
+            f"timestamp of {shown} goes back from {previous!r} to {timestamp!r}; "
+            "points of one series must have increasing timestamps",
+            family_name,
+        )
+
+
+def _exemplar_allowed(family: MetricFamily, sample: Sample) -> bool:
+    suffix = _suffix(family.name, sample.name)
+    kind = family.type
+    if kind is MetricType.COUNTER:
+        # A text or protobuf counter may carry its value under the family name itself.
+        return suffix in ("_total", "")
+    if kind in (MetricType.HISTOGRAM, MetricType.GAUGEHISTOGRAM):
+        # Native histograms (protobuf) carry exemplars on the histogram sample itself.
+        return suffix == "_bucket" or sample.native_histogram is not None
+    return False
+
+
+def _check_exemplar(family: MetricFamily, sample: Sample, ctx: _Context) -> None:
+    exemplar = sample.exemplar
+    assert exemplar is not None
+    if not _exemplar_allowed(family, sample):
+        ctx.report(
+            "SEM-050",
+            ctx.strict,
+            sample.line,
+            f"{sample.name} carries an exemplar, but only counter _total and histogram _bucket samples may",
+            family.name,
+        )
+    runes = 0
+    for label_name, value in exemplar.labels:
+        runes += len(label_name) + len(value)
+    if runes > EXEMPLAR_MAX_LABEL_RUNES:
+        ctx.report(
+            "SEM-051",
+            _E,
+            sample.line,
+            f"exemplar on {sample.name} has {runes} characters of label names and values; "
+            f"the limit is {EXEMPLAR_MAX_LABEL_RUNES} (Prometheus drops the exemplar)",
+            family.name,
+        )
+
+
+def _suffix(family_name: str, sample_name: str) -> str:
+    if sample_name.startswith(family_name):
+        return sample_name[len(family_name) :]
+    return sample_name
+
+
+# --- counter -----------------------------------------------------------------------------------------
+
+
+def _counter_like(sample: Sample, what: str, family: MetricFamily, ctx: _Context) -> None:
+    """A value that only ever counts up: never negative, never NaN."""
+    value = sample.value
+    if value < 0:
+        ctx.report(
+            "SEM-030",
+            ctx.strict,
+            sample.line,
+            f"{what} {sample.name} is negative ({_num(value)}); counts only go up from 0",
+            family.name,
+        )
+    elif value != value:
+        ctx.report(
+            "SEM-031",
+            ctx.strict,
+            sample.line,
+            f"{what} {sample.name} is NaN; counts must be numbers",
+            family.name,
+        )
+
+
+def _created(sample: Sample, family: MetricFamily, ctx: _Context) -> None:
+    value = sample.value
+    if value != value:
+        ctx.report(
+            "SEM-031",
+            ctx.strict,
+            sample.line,
+            f"created time {sample.name} is NaN",
+            family.name,
+        )
+    elif value < 0:
+        # OpenMetrics allows negative timestamps in general, so this is only a warning:
+        # a series created before 1970 is almost always a unit mistake.
+        ctx.report(
+            "SEM-032",
+            _W,
+            sample.line,
+            f"created time {sample.name} is negative ({_num(value)}), before 1970",
+            family.name,
+        )
+
+
+def _check_counter(family: MetricFamily, ctx: _Context) -> None:
+    name = family.name
+    for sample in family.samples:
+        suffix = _suffix(name, sample.name)
+        if suffix == "_created":
+            _created(sample, family, ctx)
+        else:
+            _counter_like(sample, "counter", family, ctx)
+
+
+# --- histogram and gaugehistogram --------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Group:
+    """One histogram point: the samples sharing a label set (minus ``le``) and a timestamp."""
+
+    buckets: list[tuple[float, Sample]] = field(default_factory=list)
+    count: Sample | None = None
+    sum: Sample | None = None
+    first: Sample | None = None
+    native: bool = False
+
+
+def _check_histogram(family: MetricFamily, ctx: _Context) -> None:
+    name = family.name
+    gauge = family.type is MetricType.GAUGEHISTOGRAM
+    # A gaugehistogram writes _gsum/_gcount in OpenMetrics; protobuf has no such names and
+    # its converters use _sum/_count, so both spellings are read for either type.
+    count_suffixes = ("_gcount", "_count") if gauge else ("_count",)
+    sum_suffixes = ("_gsum", "_sum") if gauge else ("_sum",)
+    groups: dict[tuple[Labels, float | None], _Group] = {}
+    strict = ctx.strict
+    for sample in family.samples:
+        suffix = _suffix(name, sample.name)
+        labels = sample.labels
+        if suffix == "_bucket":
+            le_text = None
+            rest: list[tuple[str, str]] = []
+            for pair in labels:
+                if pair[0] == "le":
+                    le_text = pair[1]
+                else:
+                    rest.append(pair)
+            _counter_like(sample, "bucket", family, ctx)
+            if le_text is None:
+                ctx.report(
+                    "SEM-010",
+                    strict,
+                    sample.line,
+                    f"bucket {_show(sample.name, labels)} has no 'le' label",
+                    name,
+                )
+                continue
+            bound = ctx.number(le_text)
+            if bound is None or bound != bound:
+                ctx.report(
+                    "SEM-011",
+                    strict,
+                    sample.line,
+                    f"bucket bound le={le_text!r} on {sample.name} is not a number",
+                    name,
+                )
+                continue
+            if ctx.om and not ctx.is_canonical(le_text, bound):
+                _non_canonical("le", le_text, bound, sample, family, ctx)
+            key = (tuple(sorted(rest)), sample.timestamp)
+            group = groups.get(key)
+            if group is None:
+                group = groups[key] = _Group(first=sample)
+            group.buckets.append((bound, sample))
+            continue
+        key = (tuple(sorted(labels)) if len(labels) > 1 else labels, sample.timestamp)
+        if suffix in count_suffixes:
+            _counter_like(sample, "count", family, ctx)
+            kind = "count"
+        elif suffix in sum_suffixes:
+            if sample.value != sample.value:
+                ctx.report("SEM-031", strict, sample.line, f"sum {sample.name} is NaN", name)
+            kind = "sum"
+        elif suffix == "_created":
+            _created(sample, family, ctx)
+            continue
+        elif sample.native_histogram is not None:
+            kind = "native"
+        else:
+            continue
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = _Group(first=sample)
+        if kind == "count":
+            group.count = sample
+        elif kind == "sum":
+            group.sum = sample
+        else:
+            group.native = True
+    for group in groups.values():
+        _finish_histogram(group, family, gauge, ctx)
+
+
+def _non_canonical(
+    label: str, text: str, value: float, sample: Sample, family: MetricFamily, ctx: _Context
+) -> None:
+    canonical = canonical_number(value)
+    if value == _INF:
+        # "Exposers MUST produce output for positive infinity as +Inf."
+        ctx.report(
+            "SEM-013",
+            _E,
+            sample.line,
+            f"{label}={text!r} on {sample.name} must be written {canonical!r}",
+            family.name,
+        )
+    else:
+        # Parsers must not reject non-canonical numbers; exposers SHOULD write them canonically.
+        ctx.report(
+            "SEM-012",
+            _W,
+            sample.line,
+            f"{label}={text!r} on {sample.name} is not canonical; write {canonical!r} so every "
+            "exposer spells the same bound the same way",
+            family.name,
+        )
+
+
+def _finish_histogram(group: _Group, family: MetricFamily, gauge: bool, ctx: _Context) -> None:
+    name = family.name
+    strict = ctx.strict
+    buckets = group.buckets
+    if not buckets and group.native:
+        return  # A native histogram without classic buckets: nothing classic to check.
+    # Order as written: OpenMetrics requires increasing, unique bounds.
+    previous = -_INF
+    for index, (bound, sample) in enumerate(buckets):
+        if index and bound <= previous:
+            ctx.report(
+                "SEM-014",
+                strict,
+                sample.line,
+                f"bucket le={_num(bound)} of {name} "
+                + ("repeats a bound" if bound == previous else f"comes after le={_num(previous)}")
+                + "; buckets must be sorted by increasing 'le'",
+                name,
+            )
+            break
+        previous = bound
+    ordered = sorted(buckets, key=lambda item: item[0])
+    # Cumulative: each bucket counts everything at or below its bound.
+    running = -_INF
+    running_bound = -_INF
+    for bound, sample in ordered:
+        if sample.value < running:
+            ctx.report(
+                "SEM-016",
+                strict,
+                sample.line,
+                f"bucket le={_num(bound)} of {name} counts {_num(sample.value)}, less than "
+                f"le={_num(running_bound)} ({_num(running)}); buckets are cumulative",
+                name,
+            )
+            break
+        if sample.value == sample.value:
+            running = sample.value
+            running_bound = bound
+    for bound, sample in ordered:
+        exemplar = sample.exemplar
+        if exemplar is not None and exemplar.value > bound:
+            ctx.report(
+                "SEM-052",
+                strict,
+                sample.line,
+                f"exemplar value {_num(exemplar.value)} on bucket le={_num(bound)} of {name} "
+                "is above the bucket's bound",
+                name,
+            )
+    inf_sample = ordered[-1][1] if ordered and ordered[-1][0] == _INF else None
+    anchor = group.first
+    assert anchor is not None
+    if inf_sample is None and ctx.fmt is not Format.PROTOBUF:
+        # Protobuf leaves the +Inf bucket implicit (Prometheus derives it from the count).
+        ctx.report(
+            "SEM-015",
+            strict,
+            (ordered[-1][1] if ordered else anchor).line,
+            f'histogram {_show(name, _without_le(anchor.labels))} has no le="+Inf" bucket',
+            name,
+        )
+    count = group.count
+    if inf_sample is not None and count is not None:
+        inf_value = inf_sample.value
+        if count.value != inf_value and not (count.value != count.value and inf_value != inf_value):
+            ctx.report(
+                "SEM-017",
+                strict,
+                count.line,
+                f"{count.name} is {_num(count.value)} but the +Inf bucket counts {_num(inf_value)}; "
+                "they must be equal",
+                name,
+            )
+    if not ctx.om:
+        return
+    total = group.sum
+    if (total is None) != (count is None):
+        present = total if total is not None else count
+        assert present is not None
+        missing = ("_gcount" if gauge else "_count") if count is None else ("_gsum" if gauge else "_sum")
+        ctx.report(
+            "SEM-018",
+            _E,
+            present.line,
+            f"{present.name} has no matching {name}{missing}; OpenMetrics requires both or neither",
+            name,
+        )
+    if total is None:
+        return
+    negative_buckets = bool(ordered) and ordered[0][0] < 0
+    if negative_buckets and not gauge:
+        ctx.report(
+            "SEM-020",
+            _E,
+            total.line,
+            f"histogram {name} has negative bucket bounds, so it cannot have {total.name}; "
+            "use a gaugehistogram",
+            name,
+        )
+    elif total.value < 0 and not negative_buckets:
+        ctx.report(
+            "SEM-019",
+            _E,
+            total.line,
+            f"{total.name} is negative ({_num(total.value)}) but no bucket bound is negative",
+            name,
+        )
+
+
+def _without_le(labels: Labels) -> Labels:
+    return tuple(pair for pair in labels if pair[0] != "le")
+
+
+# --- summary -----------------------------------------------------------------------------------------
+
+
+def _check_summary(family: MetricFamily, ctx: _Context) -> None:
+    name = family.name
+    strict = ctx.strict
+    for sample in family.samples:
+        suffix = _suffix(name, sample.name)
+        if suffix in ("_count", "_sum"):
+            # Prometheus clients may observe negative values, so a negative _sum is only
+            # wrong where OpenMetrics says sums are counters.
+            if suffix == "_count" or ctx.om or sample.value != sample.value:
+                _counter_like(sample, suffix[1:], family, ctx)
+            continue
+        if suffix == "_created":
+            _created(sample, family, ctx)
+            continue
+        if suffix:
+            continue
+        text = sample.label("quantile")
+        if text is None:
+            ctx.report(
+                "SEM-021",
+                strict,
+                sample.line,
+                f"summary sample {_show(sample.name, sample.labels)} has no 'quantile' label",
+                name,
+            )
+            continue
+        quantile = ctx.number(text)
+        if quantile is None or not 0.0 <= quantile <= 1.0:
+            ctx.report(
+                "SEM-022",
+                strict,
+                sample.line,
+                f"quantile={text!r} on {sample.name} is not a number between 0 and 1",
+                name,
+            )
+            continue
+        if ctx.om:
+            if not ctx.is_canonical(text, quantile):
+                _non_canonical("quantile", text, quantile, sample, family, ctx)
+            if sample.value < 0:
+                ctx.report(
+                    "SEM-023",
+                    _E,
+                    sample.line,
+                    f"quantile value of {_show(sample.name, sample.labels)} is negative "
+                    f"({_num(sample.value)}); OpenMetrics forbids negative quantile values",
+                    name,
+                )
+
+
+# --- info and stateset -------------------------------------------------------------------------------
+
+
+def _check_info(family: MetricFamily, ctx: _Context) -> None:
+    for sample in family.samples:
+        if sample.value != 1.0:
+            ctx.report(
+                "SEM-042",
+                ctx.strict,
+                sample.line,
+                f"info sample {sample.name} has value {_num(sample.value)}; info values are always 1",
+                family.name,
+            )
+
+
+def _check_stateset(family: MetricFamily, ctx: _Context) -> None:
+    name = family.name
+    for sample in family.samples:
+        value = sample.value
+        if value != 0.0 and value != 1.0:
+            ctx.report(
+                "SEM-043",
+                ctx.strict,
+                sample.line,
+                f"stateset sample {_show(sample.name, sample.labels)} has value {_num(value)}; "
+                "a state is 1 (true) or 0 (false)",
+                name,
+            )
+        if sample.label(name) is None:
+            ctx.report(
+                "SEM-044",
+                ctx.strict,
+                sample.line,
+                f"stateset sample {_show(sample.name, sample.labels)} has no label {name!r} naming its state",
+                name,
+            )
+
+
+_TYPE_RULES = {
+    MetricType.COUNTER: _check_counter,
+    MetricType.HISTOGRAM: _check_histogram,
+    MetricType.GAUGEHISTOGRAM: _check_histogram,
+    MetricType.SUMMARY: _check_summary,
+    MetricType.INFO: _check_info,
+    MetricType.STATESET: _check_stateset,
+}
