@@ -35,7 +35,11 @@ def _is_glob(text: str) -> bool:
 
 
 def known_codes() -> frozenset[str]:
-    """Every code the installed modules declare (modules that fail to import are skipped)."""
+    """Every code promscope declares; empty when the catalogue cannot be read in full.
+
+    An incomplete catalogue would call real codes unknown, so callers treat an
+    empty answer as "do not check codes against the catalogue".
+    """
     from promscope import codes
 
     found: set[str] = set()
@@ -43,7 +47,7 @@ def known_codes() -> frozenset[str]:
         try:
             module = importlib.import_module(module_name)
         except ImportError:
-            continue
+            return frozenset()
         found.update(getattr(module, "CODES", {}))
     return frozenset(found)
 
