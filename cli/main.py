@@ -120,7 +120,7 @@ class PromscopeGroup(click.Group):
 def _fail_usage(exc: click.UsageError) -> NoReturn:
     command = exc.ctx.command_path if exc.ctx is not None else "promscope"
     help_hint = f"try '{command} --help'"
-    print_error(f"{exc.format_message()} ({help_hint})", prog=command)
+    print_error(f"{exc.format_message().rstrip('.')} ({help_hint})", prog=command)
     sys.exit(ExitCode.USAGE)
 
 

@@ -255,15 +255,37 @@ def _report_text(run: CheckRun, out: IO[str], err: IO[str], style: Styler, quiet
     out.write("\n")
 
 
+_CARDINALITY_TOP = 10
+"""Families listed in the text cardinality table."""
+
+
 def _write_cardinality_text(outcome: FileOutcome, out: IO[str], style: Styler) -> None:
+    """A table of the families with most series, and the label driving each."""
     report_ = outcome.cardinality
-    render = getattr(report_, "render_text", None)
-    out.write(style(f"cardinality of {outcome.path}", "bold") + "\n")
-    if callable(render):
-        out.write(str(render()).rstrip("\n") + "\n")
+    families = getattr(report_, "families", None)
+    if families is None:  # not a CardinalityReport: show what it is
+        out.write(json.dumps(_cardinality_dict(report_), indent=2, default=str) + "\n")
         return
-    data = _cardinality_dict(report_)
-    out.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    total = report_.total_series
+    noun = "family" if len(families) == 1 else "families"
+    out.write(style(f"{outcome.path}: {total} series in {len(families)} {noun}", "bold") + "\n")
+    if not families:
+        return
+    rows = [("series", "share", "family", "top label")]
+    for family in families[:_CARDINALITY_TOP]:
+        top = family.top_label
+        label = ""
+        if top is not None:
+            label = f"{top.name} ({top.distinct} values"
+            label += f", {top.id_kind} IDs)" if top.id_kind else ")"
+        share = report_.share(family) * 100
+        rows.append((str(family.series), f"{share:.1f}%", family.name, label))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for i, row in enumerate(rows):
+        line = f"  {row[0]:>{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]:<{widths[2]}}  {row[3]}".rstrip()
+        out.write((style(line, "dim") if i == 0 else line) + "\n")
+    if len(families) > _CARDINALITY_TOP:
+        out.write(f"  … {len(families) - _CARDINALITY_TOP} more (--output json lists them all)\n")
 
 
 def _cardinality_dict(report_: Any) -> Any:
@@ -573,7 +595,8 @@ def promtool_lines(run: CheckRun) -> list[str]:
     lines: list[str] = []
     for outcome in run.files:
         if outcome.error is not None:
-            lines.append(f"error while linting: {outcome.error}")
+            where = f"{outcome.path}: " if outcome.format is None else ""  # unreadable, not unparsable
+            lines.append(f"error while linting: {where}{outcome.error}")
             continue
         # promlint sorts problems by metric name, then by text (byte order, as Go compares strings).
         problems = sorted((d.metric or "", d.message) for d in outcome.diagnostics)
