@@ -1,0 +1,344 @@
+"""promlint-parity lint on families built by hand (no parser needed).
+
+Every expected line below was checked against ``promtool check metrics`` of
+Prometheus 2.42 (the rules with ``promtool_compatible=True``) or read off the
+newest promlint source (the others).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from promscope.check import CheckOptions, Ignore, check_result
+from promscope.check.lint import (
+    CODES,
+    RULES,
+    ambiguous_in_promtool,
+    lint,
+    lint_family,
+    promtool_lines,
+    to_diagnostics,
+)
+from promscope.codes import Code
+from promscope.model import Diagnostic, Format, MetricFamily, MetricType, ParseResult, Sample, Severity
+
+
+def fam(
+    name: str,
+    type_: MetricType = MetricType.GAUGE,
+    *samples: tuple[str, dict[str, str]] | str,
+    help: str | None = "help",
+    line: int = 1,
+) -> MetricFamily:
+    built: list[Sample] = []
+    for index, sample in enumerate(samples or (name,)):
+        sample_name, labels = (sample, {}) if isinstance(sample, str) else sample
+        built.append(Sample(sample_name, tuple(labels.items()), 1.0, line=line + 2 + index))
+    return MetricFamily(name, type_, help, None, tuple(built), line)
+
+
+def lines(*families: MetricFamily, fmt: Format = Format.TEXT, promtool_only: bool = True) -> list[str]:
+    return promtool_lines(lint(families, fmt, promtool_only=promtool_only))
+
+
+# --- the catalogue ---------------------------------------------------------------------------------
+
+
+def test_codes_are_declared_with_style_severity() -> None:
+    assert set(CODES) == {rule.code for rule in RULES}
+    assert all(isinstance(code, Code) and code.severity is Severity.STYLE for code in CODES.values())
+    assert all(code.startswith("LINT-") for code in CODES)
+
+
+def test_promtool_242_has_the_original_eight_validations() -> None:
+    upstream = {rule.upstream for rule in RULES if rule.promtool_compatible}
+    assert upstream == {
+        "lintHelp",
+        "lintMetricUnits",
+        "lintCounter",
+        "lintHistogramSummaryReserved",
+        "lintMetricTypeInName",
+        "lintReservedChars",
+        "lintCamelCase",
+        "lintUnitAbbreviations",
+    }
+    newer = {rule.upstream for rule in RULES if not rule.promtool_compatible}
+    assert newer == {"LintDuplicateMetric", "LintGauge"}
+
+
+# --- one rule at a time ----------------------------------------------------------------------------
+
+
+def test_clean_family_has_no_findings() -> None:
+    assert lines(fam("http_requests_total", MetricType.COUNTER)) == []
+    assert lint([fam("process_resident_memory_bytes")], promtool_only=False) == []
+
+
+@pytest.mark.parametrize("help_text", [None, ""])
+def test_no_help_text(help_text: str | None) -> None:
+    assert lines(fam("foo", help=help_text)) == ["foo no help text"]
+
+
+def test_family_without_samples_is_not_linted() -> None:
+    empty = MetricFamily("fooBar:baz", MetricType.COUNTER, None, None, (), 1)
+    assert lint([empty], promtool_only=False) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("request_duration_milliseconds", 'use base unit "seconds" instead of "milliseconds"'),
+        ("disk_kilobytes", 'use base unit "bytes" instead of "kilobytes"'),
+        ("link_speed_megabits", 'use base unit "bytes" instead of "megabits"'),
+        ("uptime_hours", 'use base unit "seconds" instead of "hours"'),
+        ("temp_fahrenheit", 'use base unit "celsius" instead of "fahrenheit"'),
+        ("weight_pounds", 'use base unit "grams" instead of "pounds"'),
+        ("energy_kilojoules", 'use base unit "joules" instead of "kilojoules"'),
+        ("color_kelvins", 'use base unit "kelvin" instead of "kelvins"'),
+    ],
+)
+def test_base_units(name: str, expected: str) -> None:
+    assert lines(fam(name)) == [f"{name} {expected}"]
+
+
+@pytest.mark.parametrize("name", ["foo_seconds", "foo_bytes", "thermometers", "foo_celsius", "foo_metres"])
+def test_base_units_pass(name: str) -> None:
+    assert lines(fam(name)) == []
+
+
+def test_first_unit_word_decides_like_the_newest_promlint() -> None:
+    assert lines(fam("a_milliseconds_bytes")) == [
+        'a_milliseconds_bytes use base unit "seconds" instead of "milliseconds"'
+    ]
+    assert lines(fam("a_bytes_milliseconds")) == []
+    assert ambiguous_in_promtool("a_milliseconds_bytes")
+    assert ambiguous_in_promtool("a_bytes_milliseconds")
+    assert not ambiguous_in_promtool("a_milliseconds")
+    assert not ambiguous_in_promtool("a_seconds_bytes")
+
+
+def test_counter_total_suffix() -> None:
+    assert lines(fam("requests", MetricType.COUNTER)) == [
+        'requests counter metrics should have "_total" suffix'
+    ]
+    assert lines(fam("queue_total", MetricType.GAUGE)) == [
+        'queue_total non-counter metrics should not have "_total" suffix'
+    ]
+    assert lines(fam("queue_total", MetricType.UNKNOWN)) == []
+
+
+def test_openmetrics_counters_carry_total_on_samples() -> None:
+    family = MetricFamily("requests", MetricType.COUNTER, "h", None, (Sample("requests_total", (), 1.0),), 1)
+    assert lines(family, fmt=Format.OPENMETRICS) == []
+    assert lines(family, fmt=Format.TEXT) == ['requests counter metrics should have "_total" suffix']
+
+
+def test_reserved_suffixes() -> None:
+    assert lines(fam("x_bucket")) == ['x_bucket non-histogram metrics should not have "_bucket" suffix']
+    assert lines(fam("x_count")) == [
+        'x_count non-histogram and non-summary metrics should not have "_count" suffix'
+    ]
+    assert lines(fam("x_sum")) == [
+        'x_sum non-histogram and non-summary metrics should not have "_sum" suffix'
+    ]
+    summary_bucket = fam("s_bucket", MetricType.SUMMARY, ("s_bucket_sum", {}))
+    assert lines(summary_bucket) == ['s_bucket non-histogram metrics should not have "_bucket" suffix']
+    assert lines(fam("x_bucket", MetricType.UNKNOWN)) == []
+
+
+def test_reserved_labels_once_per_metric() -> None:
+    gauge = fam("g", MetricType.GAUGE, ("g", {"le": "1"}), ("g", {"le": "2"}))
+    assert lines(gauge) == ['g non-histogram metrics should not have "le" label'] * 2
+    # A summary is one metric per label set (quantile set aside): two sets, two problems.
+    summary = fam(
+        "s",
+        MetricType.SUMMARY,
+        ("s", {"quantile": "0.5", "le": "1"}),
+        ("s", {"quantile": "0.9", "le": "1"}),
+        ("s_count", {"le": "1"}),
+        ("s_sum", {"le": "1"}),
+        ("s", {"quantile": "0.5", "le": "2"}),
+    )
+    assert lines(summary) == ['s non-histogram metrics should not have "le" label'] * 2
+    histogram = fam(
+        "h",
+        MetricType.HISTOGRAM,
+        ("h_bucket", {"le": "1", "quantile": "1"}),
+        ("h_bucket", {"le": "+Inf", "quantile": "1"}),
+        ("h_count", {"quantile": "1"}),
+        ("h_sum", {"quantile": "1"}),
+    )
+    assert lines(histogram) == ['h non-summary metrics should not have "quantile" label']
+    untyped = fam("u", MetricType.UNKNOWN, ("u", {"le": "1", "quantile": "2"}))
+    assert lines(untyped) == []
+
+
+def test_type_in_name() -> None:
+    assert lines(fam("baz_gauge_histogram")) == [
+        "baz_gauge_histogram metric name should not include type 'gauge'",
+        "baz_gauge_histogram metric name should not include type 'gauge_histogram'",
+        "baz_gauge_histogram metric name should not include type 'histogram'",
+    ]
+    assert lines(fam("my_Counter_thing")) == [
+        "my_Counter_thing metric name should not include type 'counter'"
+    ]
+    assert lines(fam("summary_of_things")) == []
+
+
+def test_colon() -> None:
+    assert lines(fam("job:requests:rate5m")) == ["job:requests:rate5m metric names should not contain ':'"]
+
+
+def test_camel_case() -> None:
+    assert lines(fam("fooBar")) == ["fooBar metric names should be written in 'snake_case' not 'camelCase'"]
+    assert lines(fam("Foo_Bar")) == []
+    labelled = fam("foo", MetricType.GAUGE, ("foo", {"aB": "1", "cD": "2"}), ("foo", {"aB": "3"}))
+    assert lines(labelled) == ["foo label names should be written in 'snake_case' not 'camelCase'"] * 3
+
+
+def test_abbreviated_units_once_per_abbreviation() -> None:
+    assert lines(fam("Foo_Bar_Ms")) == ["Foo_Bar_Ms metric names should not contain abbreviated units"]
+    assert (
+        lines(fam("latency_ms_s")) == ["latency_ms_s metric names should not contain abbreviated units"] * 2
+    )
+    assert lines(fam("status_code")) == []
+
+
+def test_metric_not_unique_is_newest_promlint_only() -> None:
+    family = fam(
+        "g", MetricType.GAUGE, ("g", {"a": "1"}), ("g", {"a": "1"}), ("g", {"a": "1"}), ("g", {"a": "2"})
+    )
+    assert lines(family) == []
+    assert lines(family, promtool_only=False) == ["g metric not unique"] * 2
+    reordered = fam("r", MetricType.GAUGE, ("r", {"a": "1", "b": "2"}), ("r", {"b": "2", "a": "1"}))
+    assert lines(reordered, promtool_only=False) == ["r metric not unique"]
+    histogram = fam("h", MetricType.HISTOGRAM, ("h_bucket", {"le": "1"}), ("h_bucket", {"le": "1"}))
+    assert lines(histogram, promtool_only=False) == []
+
+
+def test_timestamp_seconds_is_newest_promlint_only() -> None:
+    family = fam("boot_timestamp_seconds", MetricType.COUNTER)
+    assert lines(family) == ['boot_timestamp_seconds counter metrics should have "_total" suffix']
+    assert lines(family, promtool_only=False) == [
+        'boot_timestamp_seconds counter metrics should have "_total" suffix',
+        'boot_timestamp_seconds non-gauge metrics should not have "_timestamp_seconds" suffix',
+    ]
+    assert lines(fam("boot_timestamp_seconds", MetricType.GAUGE), promtool_only=False) == []
+
+
+# --- order, diagnostics, options -------------------------------------------------------------------
+
+
+def test_problems_sorted_by_metric_then_text() -> None:
+    found = lines(fam("zeta", help=None), fam("alpha_Gauge", help=None), fam("Alpha", help=None))
+    assert found == [
+        "Alpha no help text",
+        "alpha_Gauge metric name should not include type 'gauge'",
+        "alpha_Gauge no help text",
+        "zeta no help text",
+    ]
+
+
+def test_to_diagnostics_points_at_family_line() -> None:
+    findings = lint([fam("fooBar", line=7, help=None)], promtool_only=False)
+    diagnostics = to_diagnostics(findings)
+    assert {(d.code, d.line, d.metric, d.severity) for d in diagnostics} == {
+        ("LINT-001", 7, "fooBar", Severity.STYLE),
+        ("LINT-009", 7, "fooBar", Severity.STYLE),
+    }
+    assert {f"{d.metric} {d.message}" for d in diagnostics} == {
+        "fooBar no help text",
+        "fooBar metric names should be written in 'snake_case' not 'camelCase'",
+    }
+
+
+def test_lint_family_counts_repeats() -> None:
+    family = fam("g", MetricType.GAUGE, ("g", {"le": "1"}), ("g", {"le": "2"}), ("g", {"le": "3"}))
+    (finding,) = lint_family(family)
+    assert finding.code == "LINT-006" and finding.count == 3
+
+
+def _result(*families: MetricFamily, diagnostics: tuple[Diagnostic, ...] = ()) -> ParseResult:
+    return ParseResult(families=families, diagnostics=diagnostics, format=Format.TEXT)
+
+
+def test_check_result_applies_ignores_and_overrides() -> None:
+    result = _result(fam("go_thing", help=None, line=3), fam("app_thing", help=None, line=9))
+    report = check_result(
+        result,
+        CheckOptions(ignores=(Ignore.parse("LINT-001:go_*"),), severity_overrides={"LINT-*": Severity.ERROR}),
+    )
+    assert [(d.code, d.metric, d.severity) for d in report.diagnostics] == [
+        ("LINT-001", "app_thing", Severity.ERROR)
+    ]
+    assert report.ignored == 1
+    assert report.failed()
+    assert report.promtool_lines() == ["app_thing no help text"]
+    assert report.promtool_exit_code() == 3
+
+
+def test_check_result_keeps_parse_diagnostics_sorted_by_line() -> None:
+    parse_error = Diagnostic("PS-201", Severity.ERROR, 5, 3, "bad", None)
+    result = _result(fam("a_total", MetricType.COUNTER, help=None, line=8), diagnostics=(parse_error,))
+    report = check_result(result)
+    assert [d.line for d in report.diagnostics] == [5, 8]
+    assert report.promtool_exit_code() == 1
+    assert report.promtool_lines()[0].startswith("error while linting: ")
+    assert report.failed()
+    assert not check_result(_result(fam("a_total", MetricType.COUNTER))).failed(Severity.STYLE)
+
+
+def test_semantic_errors_do_not_make_promtool_mode_fail_to_parse() -> None:
+    sem = Diagnostic("SEM-001", Severity.ERROR, 2, 0, "bucket counts decrease", "h")
+    report = check_result(_result(fam("a_total", MetricType.COUNTER), diagnostics=(sem,)))
+    assert report.promtool_exit_code() == 0
+    assert report.failed()
+
+
+def test_promtool_only_and_lint_off() -> None:
+    family = fam("g", MetricType.GAUGE, ("g", {}), ("g", {}))
+    assert [d.code for d in check_result(_result(family)).diagnostics] == ["LINT-012"]
+    assert check_result(_result(family), CheckOptions(promtool_only=True)).diagnostics == ()
+    assert check_result(_result(fam("x", help=None)), CheckOptions(lint=False)).diagnostics == ()
+
+
+def test_fail_on_thresholds() -> None:
+    report = check_result(_result(fam("x", help=None)), CheckOptions(fail_on=Severity.WARNING))
+    assert not report.failed()
+    assert report.failed(Severity.STYLE)
+    assert report.counts()[Severity.STYLE] == 1
+    assert report.worst() is Severity.STYLE
+
+
+@pytest.mark.parametrize(
+    ("text", "code", "metric"),
+    [
+        ("LINT-001", "LINT-001", None),
+        ("lint-001:go_*", "LINT-001", "go_*"),
+        ("LINT-*:job:rate*", "LINT-*", "job:rate*"),
+        ("*", "*", None),
+    ],
+)
+def test_ignore_parse(text: str, code: str, metric: str | None) -> None:
+    ignore = Ignore.parse(text)
+    assert (ignore.code, ignore.metric) == (code, metric)
+
+
+@pytest.mark.parametrize("text", ["", ":foo", "LINT-001:", "not a code", "LINT_001"])
+def test_ignore_parse_rejects(text: str) -> None:
+    with pytest.raises(ValueError):
+        Ignore.parse(text)
+
+
+def test_ignore_parse_checks_known_codes() -> None:
+    with pytest.raises(ValueError, match="unknown code LINT-999"):
+        Ignore.parse("LINT-999", known=set(CODES))
+    assert Ignore.parse("LINT-9*", known=set(CODES)).code == "LINT-9*"
+
+
+def test_ignore_matching() -> None:
+    diagnostic = Diagnostic("LINT-003", Severity.STYLE, 1, 0, "m", "job:x")
+    assert Ignore.parse("LINT-00?").matches(diagnostic)
+    assert Ignore.parse("LINT-003:job:*").matches(diagnostic)
+    assert not Ignore.parse("LINT-003:go_*").matches(diagnostic)
+    assert not Ignore.parse("LINT-003:*").matches(Diagnostic("LINT-003", Severity.STYLE, 1, 0, "m", None))
