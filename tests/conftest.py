@@ -11,7 +11,8 @@ Fixtures defined here:
     Prometheus…) on ``127.0.0.1:<free port>``, wait until it answers, and stop
     it at teardown (function- or session-scoped). A test that asks for a
     binary that is not installed is *skipped* with the reason and the apt
-    package to install; CI installs them all, so there they always run::
+    package to install; CI installs them all and sets
+    ``PROMSCOPE_REQUIRE_BINARIES=1``, which turns that skip into a failure::
 
         def test_scrape(run_binary):
             exporter = run_binary("/usr/bin/prometheus-node-exporter",
@@ -61,6 +62,7 @@ __all__ = [
     "RunningBinary",
     "binary_missing_reason",
     "find_free_port",
+    "skip_or_fail_missing",
 ]
 
 
@@ -70,6 +72,16 @@ def find_free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def skip_or_fail_missing(binary: str) -> None:
+    """Skip the test when ``binary`` is absent; under ``PROMSCOPE_REQUIRE_BINARIES=1`` (CI), fail it."""
+    reason = binary_missing_reason(binary)
+    if reason is None:
+        return
+    if os.environ.get("PROMSCOPE_REQUIRE_BINARIES", "") not in ("", "0"):
+        pytest.fail(f"{reason}; PROMSCOPE_REQUIRE_BINARIES is set, so this is a failure", pytrace=False)
+    pytest.skip(reason)
 
 
 def binary_missing_reason(binary: str) -> str | None:
@@ -139,9 +151,7 @@ class BinaryRunner:
         is picked just before the start; if the process exits early (another
         process took the port), it is retried on a new port, up to ``attempts``.
         """
-        reason = binary_missing_reason(binary)
-        if reason:
-            pytest.skip(reason)
+        skip_or_fail_missing(binary)
         last_error = ""
         for _ in range(attempts):
             running = self._start(binary, args)
@@ -225,9 +235,7 @@ def run_binary_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bin
 @pytest.fixture
 def require_binary() -> Callable[[str], str]:
     def require(binary: str) -> str:
-        reason = binary_missing_reason(binary)
-        if reason:
-            pytest.skip(reason)
+        skip_or_fail_missing(binary)
         return binary if os.sep in binary else str(shutil.which(binary))
 
     return require
