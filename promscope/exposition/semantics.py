@@ -373,15 +373,19 @@ def _check_counter(family: MetricFamily, ctx: _Context) -> None:
 # --- histogram and gaugehistogram --------------------------------------------------------------------
 
 
-@dataclass(slots=True)
 class _Group:
     """One histogram point: the samples sharing a label set (minus ``le``) and a timestamp."""
 
-    buckets: list[tuple[float, Sample]] = field(default_factory=list)
-    count: Sample | None = None
-    sum: Sample | None = None
-    first: Sample | None = None
-    native: bool = False
+    __slots__ = ("buckets", "count", "first", "native", "sum")
+
+    def __init__(self, first: Sample) -> None:
+        # A plain class: a dataclass with a default_factory costs several times more to build,
+        # and there is one group per histogram series.
+        self.buckets: list[tuple[float, Sample]] = []
+        self.count: Sample | None = None
+        self.sum: Sample | None = None
+        self.first = first
+        self.native = False
 
 
 def _check_histogram(family: MetricFamily, ctx: _Context) -> None:
@@ -393,8 +397,13 @@ def _check_histogram(family: MetricFamily, ctx: _Context) -> None:
     sum_suffixes = ("_gsum", "_sum") if gauge else ("_sum",)
     groups: dict[tuple[Labels, float | None], _Group] = {}
     strict = ctx.strict
+    suffixes: dict[str, str] = {}
+    numbers = ctx.numbers
     for sample in family.samples:
-        suffix = _suffix(name, sample.name)
+        sample_name = sample.name
+        suffix = suffixes.get(sample_name)
+        if suffix is None:
+            suffix = suffixes[sample_name] = _suffix(name, sample_name)
         labels = sample.labels
         if suffix == "_bucket":
             le_text = None
@@ -404,7 +413,9 @@ def _check_histogram(family: MetricFamily, ctx: _Context) -> None:
                     le_text = pair[1]
                 else:
                     rest.append(pair)
-            _counter_like(sample, "bucket", family, ctx)
+            value = sample.value
+            if value < 0 or value != value:
+                _counter_like(sample, "bucket", family, ctx)
             if le_text is None:
                 ctx.report(
                     "SEM-010",
@@ -414,7 +425,7 @@ def _check_histogram(family: MetricFamily, ctx: _Context) -> None:
                     name,
                 )
                 continue
-            bound = ctx.number(le_text)
+            bound = numbers[le_text] if le_text in numbers else ctx.number(le_text)
             if bound is None or bound != bound:
                 ctx.report(
                     "SEM-011",
@@ -429,7 +440,7 @@ def _check_histogram(family: MetricFamily, ctx: _Context) -> None:
             key = (tuple(sorted(rest)), sample.timestamp)
             group = groups.get(key)
             if group is None:
-                group = groups[key] = _Group(first=sample)
+                group = groups[key] = _Group(sample)
             group.buckets.append((bound, sample))
             continue
         key = (tuple(sorted(labels)) if len(labels) > 1 else labels, sample.timestamp)
