@@ -7,9 +7,12 @@ newest promlint source (the others).
 
 from __future__ import annotations
 
+import collections
+import pathlib
+
 import pytest
 
-from promscope.check import CheckOptions, Ignore, check_result
+from promscope.check import CheckOptions, Ignore, check, check_result
 from promscope.check.lint import (
     CODES,
     RULES,
@@ -342,3 +345,31 @@ def test_ignore_matching() -> None:
     assert Ignore.parse("LINT-003:job:*").matches(diagnostic)
     assert not Ignore.parse("LINT-003:go_*").matches(diagnostic)
     assert not Ignore.parse("LINT-003:*").matches(Diagnostic("LINT-003", Severity.STYLE, 1, 0, "m", None))
+
+
+# --- fixtures/lint/ (needs the text parser) --------------------------------------------------------
+
+LINT_FIXTURES = pathlib.Path(__file__).resolve().parents[2] / "fixtures" / "lint"
+
+
+def _expected_lint(path: pathlib.Path) -> list[str]:
+    text = path.with_suffix(".lint").read_text(encoding="utf-8")
+    return [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+@pytest.mark.parametrize("path", sorted(LINT_FIXTURES.glob("*.prom")), ids=lambda p: p.name)
+def test_lint_fixture(path: pathlib.Path) -> None:
+    report = check(path.read_bytes(), "text")
+    assert not report.syntax_errors(), report.syntax_errors()
+    found = [f"{f.code} {f.metric} {f.message}" for f in report.lint_findings for _ in range(f.count)]
+    assert collections.Counter(found) == collections.Counter(_expected_lint(path))
+    # The diagnostics carry the same findings, once each, at the family's line.
+    lint_diagnostics = [d for d in report.diagnostics if d.code.startswith("LINT-")]
+    assert len(lint_diagnostics) == len(report.lint_findings)
+    families = {family.name: family.line for family in report.result.families}
+    assert all(d.line == families[d.metric or ""] > 0 for d in lint_diagnostics)
+
+
+def test_lint_fixtures_exercise_every_rule() -> None:
+    codes = {line.split()[0] for path in LINT_FIXTURES.glob("*.prom") for line in _expected_lint(path)}
+    assert codes == set(CODES)
