@@ -136,6 +136,7 @@ def _quiet_broken_pipe() -> None:
 
 
 @click.group(
+    "promscope",
     cls=PromscopeGroup,
     epilog=EPILOG,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},

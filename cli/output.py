@@ -82,21 +82,27 @@ class Styler:
         return self(text if text is not None else severity.value, *_SEVERITY_STYLE[severity])
 
 
-def error_line(message: str, *, prog: str = "promscope") -> str:
-    """The one line an error is reported as."""
+def error_line(message: str, *, prog: str = "promscope", level: str = "error") -> str:
+    """The one line an error (or warning) is reported as."""
     first = " ".join(message.strip().splitlines()) or "unknown error"
-    return f"{prog}: error: {first}"
+    return f"{prog}: {level}: {first}"
 
 
 def print_error(
-    message: str, *, hint: str = "", prog: str = "promscope", stream: IO[str] | None = None
+    message: str,
+    *,
+    hint: str = "",
+    prog: str = "promscope",
+    stream: IO[str] | None = None,
+    level: str = "error",
 ) -> None:
     """Print a one-line error (and an optional hint line) to stderr."""
     out = stream if stream is not None else sys.stderr
     styler = Styler(wants_color("auto", out))
-    line = error_line(message, prog=prog)
-    head, sep, rest = line.partition(": error: ")
-    out.write(f"{head}: {styler('error', 'bold', 'red')}: {rest}\n" if sep else line + "\n")
+    line = error_line(message, prog=prog, level=level)
+    head, sep, rest = line.partition(f": {level}: ")
+    colour = "red" if level == "error" else "yellow"
+    out.write(f"{head}: {styler(level, 'bold', colour)}: {rest}\n" if sep else line + "\n")
     if hint:
         out.write(f"{styler('hint', 'bold')}: {hint}\n")
     out.flush()

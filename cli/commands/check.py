@@ -24,7 +24,7 @@ from cli.reporters import OUTPUTS
 if TYPE_CHECKING:
     from cli.reporters import CheckRun, FileOutcome
     from promscope.check import CheckOptions, CheckReport
-    from promscope.model import Severity
+    from promscope.model import ParseResult, Severity
 
 __all__ = ["EXTENSION_FORMATS", "check"]
 
@@ -274,7 +274,7 @@ def _check_one(name: str, settings: _Settings, *, promtool: bool) -> FileOutcome
 
     display = "<stdin>" if name == "-" else name
     if _is_url(name):
-        fetched = _scrape(name, settings)
+        fetched = _scrape(name, settings, click.get_text_stream("stderr"))
         if isinstance(fetched, str):
             return FileOutcome(display, error=fetched)
         result, data = fetched
@@ -332,25 +332,30 @@ def _promtool_outcome(checked: CheckReport, common: dict[str, Any]) -> FileOutco
     return FileOutcome(diagnostics=tuple(diagnostics), ignored=checked.ignored, **common)
 
 
-def _scrape(url: str, settings: _Settings) -> tuple[Any, bytes] | str:
-    """Scrape ``url`` once: ``(ParseResult, body)``, or why it failed as a string."""
-    from promscope.errors import TransportError
+def _scrape(url: str, settings: _Settings, err: IO[str]) -> tuple[ParseResult, bytes] | str:
+    """Scrape ``url`` once: ``(ParseResult, body)``, or why there is nothing to check as a string.
+
+    A response whose body was parsed is checked even when Prometheus would
+    fail the scrape for another reason (a wrong Content-Type); that reason
+    is printed on stderr. ``--format`` other than auto re-parses the body.
+    """
+    from promscope.exposition import parse
     from promscope.scrape import Target, scrape_sync
 
-    try:
-        target = Target(url)
-        scraped = scrape_sync(target)
-    except TransportError as exc:
-        return exc.message.removeprefix(f"{url}: ")
-    error = getattr(scraped, "error", None)
-    if error is not None:
-        text = getattr(error, "message", None) or str(error)
-        return str(text).removeprefix(f"{url}: ")
-    parsed = scraped.parse
-    if parsed is None:
+    scraped = scrape_sync(Target(url))
+    error = scraped.error
+    body = scraped.body
+    if scraped.parse is None:
+        if error is not None:
+            return str(error)
         return "no exposition in the response"
-    body = getattr(scraped, "body", b"")
-    return parsed, body if isinstance(body, bytes) else b""
+    if error is not None and error.kind.value not in ("parse", "content_type"):
+        return str(error)  # a cut or undecodable body is not worth checking
+    if error is not None and error.kind.value == "content_type":
+        print_error(f"{url}: {error}", stream=err, level="warning")
+    if settings.format != "auto":
+        return parse(body, format=settings.format), body
+    return scraped.parse, body
 
 
 # -- catalogue ----------------------------------------------------------------------------------------
