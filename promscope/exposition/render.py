@@ -259,12 +259,6 @@ def _strip_for_text(sample: Sample, name: str | None = None) -> Sample:
     return replace(sample, name=name or sample.name, exemplar=None, timestamp=timestamp)
 
 
-def _suffix_of(family: MetricFamily, sample: Sample) -> str:
-    if sample.name.startswith(family.name):
-        return sample.name[len(family.name) :]
-    return ""
-
-
 def text_families(families: Iterable[MetricFamily]) -> list[MetricFamily]:
     """The families as the Prometheus text format carries them (see the module docstring)."""
     out: list[MetricFamily] = []
@@ -280,9 +274,10 @@ def text_families(families: Iterable[MetricFamily]) -> list[MetricFamily]:
             split = ()
         main: list[Sample] = []
         for sample in family.samples:
-            suffix = _suffix_of(family, sample) if split else ""
-            if suffix in split and suffix:
-                moved.setdefault(suffix, []).append(_strip_for_text(sample))
+            if split and sample.name != family.name and sample.name.endswith(split):
+                # Keyed by the sample's own name, which is the name of the gauge family it moves
+                # to (``foo_total``'s created time is ``foo_created``, not ``foo_total_created``).
+                moved.setdefault(sample.name, []).append(_strip_for_text(sample))
             else:
                 main.append(_strip_for_text(sample))
         name = family.name
@@ -304,15 +299,10 @@ def text_families(families: Iterable[MetricFamily]) -> list[MetricFamily]:
         else:
             text_type = kind
         out.append(MetricFamily(name, text_type, family.help, None, tuple(main), family.line))
-        for suffix in sorted(moved):
+        for moved_name in sorted(moved):
             out.append(
                 MetricFamily(
-                    family.name + suffix,
-                    MetricType.GAUGE,
-                    family.help,
-                    None,
-                    tuple(moved[suffix]),
-                    family.line,
+                    moved_name, MetricType.GAUGE, family.help, None, tuple(moved[moved_name]), family.line
                 )
             )
     return out

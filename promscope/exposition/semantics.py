@@ -363,8 +363,9 @@ def _created(sample: Sample, family: MetricFamily, ctx: _Context) -> None:
 def _check_counter(family: MetricFamily, ctx: _Context) -> None:
     name = family.name
     for sample in family.samples:
-        suffix = _suffix(name, sample.name)
-        if suffix == "_created":
+        # A counter named after its samples (``foo_total``, text and protobuf) keeps its
+        # created time as ``foo_created``, which is not the family name plus a suffix.
+        if sample.name.endswith("_created") and sample.name != name:
             _created(sample, family, ctx)
         else:
             _counter_like(sample, "counter", family, ctx)
