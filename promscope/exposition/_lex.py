@@ -17,6 +17,7 @@ __all__ = [
     "LEGACY_METRIC_NAME",
     "QUOTED",
     "Interner",
+    "SegmentCache",
     "parse_go_float",
     "unescape",
 ]
@@ -102,3 +103,44 @@ class Interner:
 
     def string(self, value: str) -> str:
         return self.value.setdefault(value, value)
+
+
+_SEGMENT_CACHE_LIMIT = 1 << 20
+"""Label pieces remembered by a fast path; beyond this, new pieces are still parsed, not cached."""
+
+
+class SegmentCache:
+    """Label pairs for the ``name="value`` pieces a fast path gets by splitting a label body.
+
+    A fast path that knows the body has no backslash splits ``a="1",b="2"`` (its
+    closing quote removed) at ``",`` and looks each piece up in :attr:`cache`; only
+    pieces not seen before reach :meth:`labels`, which validates them.
+    """
+
+    __slots__ = ("cache", "interner")
+
+    def __init__(self, interner: Interner) -> None:
+        self.cache: dict[str, tuple[str, str]] = {}
+        self.interner = interner
+
+    def labels(self, parts: list[str]) -> tuple[tuple[str, str], ...] | None:
+        """Label pairs for ``parts``, or None when a piece is not a plain ``name="value``."""
+        cache = self.cache
+        pair_setdefault = self.interner.pair.setdefault
+        string = self.interner.string
+        fullmatch = LABEL_NAME.fullmatch
+        labels: list[tuple[str, str]] = []
+        for part in parts:
+            pair = cache.get(part)
+            if pair is None:
+                label_name, separator, label_value = part.partition('="')
+                if not separator or fullmatch(label_name) is None:
+                    return None
+                if '"' in label_value or "\\" in label_value:
+                    return None
+                candidate = (sys.intern(label_name), string(label_value))
+                pair = pair_setdefault(candidate, candidate)
+                if len(cache) < _SEGMENT_CACHE_LIMIT:
+                    cache[part] = pair
+            labels.append(pair)
+        return tuple(labels)

@@ -35,6 +35,7 @@ from promscope.exposition._lex import (
     LEGACY_METRIC_NAME,
     QUOTED,
     Interner,
+    SegmentCache,
     parse_go_float,
     unescape,
 )
@@ -96,8 +97,6 @@ _WS = re.compile(r"[ \t]*")
 _TOKEN = re.compile(r"[^ \t]*")
 _META = re.compile(r"#[ \t]+(HELP|TYPE)[ \t]")
 _INT64_MAX = (1 << 63) - 1
-_SEGMENT_CACHE_LIMIT = 1 << 20
-"""Label pieces remembered by the fast path; beyond this, new pieces are still parsed, not cached."""
 
 
 class _Family:
@@ -136,8 +135,7 @@ class _TextParser:
         """Sample name -> (the shared copy of the name, its family)."""
         self.current: _Family | None = None
         self.interner = Interner()
-        self.segment_cache: dict[str, tuple[str, str]] = {}
-        """``name="value`` (as the fast path splits a label body) -> the shared label pair."""
+        self.segments = SegmentCache(self.interner)
         self.quoted = False
         self.samples = 0
         self.stopped = False
@@ -238,7 +236,7 @@ class _TextParser:
     def _loop(self, lines: list[str]) -> None:
         """The hot loop: the fast path inline, everything else in methods."""
         fast = _FAST.fullmatch
-        segment_get = self.segment_cache.get
+        segment_get = self.segments.cache.get
         by_sample_get = self.by_sample.get
         careful = self.careful
         limits = self.limits
@@ -288,7 +286,7 @@ class _TextParser:
                     continue
                 found = tuple(map(segment_get, parts))
                 if None in found:
-                    checked = self.segments(parts)
+                    checked = self.segments.labels(parts)
                     if checked is None or (len(checked) > 1 and len(dict(checked)) != len(checked)):
                         careful(line, lineno)
                         current, append = self.current_append()
@@ -322,31 +320,6 @@ class _TextParser:
     def current_append(self) -> tuple[_Family | None, Callable[[Sample], None] | None]:
         current = self.current
         return current, (current.samples.append if current is not None else None)
-
-    def segments(self, parts: list[str]) -> tuple[tuple[str, str], ...] | None:
-        """Label pairs for ``name="value`` pieces, or None when one needs the careful path."""
-        cache = self.segment_cache
-        pair_setdefault = self.interner.pair.setdefault
-        string = self.interner.string
-        fullmatch = LABEL_NAME.fullmatch
-        labels: list[tuple[str, str]] = []
-        for part in parts:
-            pair = cache.get(part)
-            if pair is None:
-                label_name, separator, label_value = part.partition('="')
-                if (
-                    not separator
-                    or fullmatch(label_name) is None
-                    or '"' in label_value
-                    or "\\" in label_value
-                ):
-                    return None
-                candidate = (sys.intern(label_name), string(label_value))
-                pair = pair_setdefault(candidate, candidate)
-                if len(cache) < _SEGMENT_CACHE_LIMIT:
-                    cache[part] = pair
-            labels.append(pair)
-        return tuple(labels)
 
     def careful(self, line: str, lineno: int) -> None:
         try:
