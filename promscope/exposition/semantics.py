@@ -511,7 +511,7 @@ def _finish_histogram(group: _Group, family: MetricFamily, gauge: bool, ctx: _Co
                 "SEM-014",
                 strict,
                 sample.line,
-                f"bucket le={_num(bound)} of {name} "
+                f"bucket le={sample.label('le')!r} of {name} "
                 + ("repeats a bound" if bound == previous else f"comes after le={_num(previous)}")
                 + "; buckets must be sorted by increasing 'le'",
                 name,
@@ -528,7 +528,7 @@ def _finish_histogram(group: _Group, family: MetricFamily, gauge: bool, ctx: _Co
                 "SEM-016",
                 strict,
                 sample.line,
-                f"bucket le={_num(bound)} of {name} counts {_num(sample.value)}, less than "
+                f"bucket le={sample.label('le')!r} of {name} counts {_num(sample.value)}, less than "
                 f"le={_num(running_bound)} ({_num(running)}); buckets are cumulative",
                 name,
             )
@@ -543,7 +543,7 @@ def _finish_histogram(group: _Group, family: MetricFamily, gauge: bool, ctx: _Co
                 "SEM-052",
                 strict,
                 sample.line,
-                f"exemplar value {_num(exemplar.value)} on bucket le={_num(bound)} of {name} "
+                f"exemplar value {_num(exemplar.value)} on bucket le={sample.label('le')!r} of {name} "
                 "is above the bucket's bound",
                 name,
             )
