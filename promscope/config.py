@@ -18,14 +18,14 @@ The file::
     promtool_only = false
     cardinality = false
 
-    [check.cardinality]
+    [cardinality]                                # thresholds of the CARD-… warnings
     max_family_series = 10000
     max_label_values = 1000
     unique_ratio = 0.9
     min_series = 50
 
 (in ``pyproject.toml`` the tables are ``[tool.promscope.check]`` and
-``[tool.promscope.check.cardinality]``). A severity of ``"off"`` ignores the
+``[tool.promscope.cardinality]``). A severity of ``"off"`` ignores the
 code. Anything unknown or malformed is a :class:`~promscope.errors.ConfigError`
 naming the file, the key and what is wrong.
 
@@ -54,7 +54,7 @@ from typing import Any
 
 from promscope.check import CheckOptions
 from promscope.check.cardinality import CardinalityOptions
-from promscope.check.ignore import Ignore, is_code_pattern, known_codes
+from promscope.check.ignore import Ignore, code_is_known, is_code_pattern, known_codes
 from promscope.errors import ConfigError
 from promscope.model import Severity
 
@@ -151,7 +151,7 @@ def _code(value: str, key: str, where: _Where, known: Collection[str] | None) ->
     code = value.strip().upper()
     if not is_code_pattern(code):
         raise where.fail(key, f"{value!r} is not a diagnostic code like LINT-001 or a glob like LINT-*")
-    if known is not None and not any(c in code for c in "*?[") and code not in known:
+    if known is not None and not code_is_known(code, known):
         raise where.fail(
             key,
             f"unknown diagnostic code {code}",
@@ -222,6 +222,7 @@ _CARDINALITY_KEYS: dict[str, Callable[[object, str, _Where], object]] = {
     "examples": lambda v, k, w: _int(v, k, w, 0),
 }
 
+_SECTIONS = ("check", "cardinality")
 _CHECK_KEYS = ("ignore", "severity", "fail_on", "lint", "promtool_only", "cardinality")
 
 
@@ -264,10 +265,7 @@ def _parse_check(table: object, prefix: str, where: _Where) -> CheckConfig:
         elif key in ("lint", "promtool_only"):
             kwargs[key] = _bool(value, full, where)
         elif key == "cardinality":
-            if isinstance(value, dict):
-                kwargs["cardinality_options"] = _parse_cardinality(value, full, where)
-            else:
-                kwargs["cardinality"] = _bool(value, full, where)
+            kwargs["cardinality"] = _bool(value, full, where)
         else:
             raise _unknown(full, _CHECK_KEYS, where)
     return CheckConfig(ignore=tuple(ignores), severity=_frozen_map(severity), **kwargs)
@@ -284,15 +282,22 @@ def _parse_cardinality(table: dict[str, object], prefix: str, where: _Where) -> 
 
 
 def parse_config(data: Mapping[str, object], path: Path | None = None, *, prefix: str = "") -> Config:
-    """Build a :class:`Config` from a parsed TOML document (``[check]`` at the top)."""
+    """Build a :class:`Config` from a parsed TOML document (``[check]``, ``[cardinality]``)."""
     where = _Where(str(path) if path else None)
     check = CheckConfig()
+    limits: CardinalityOptions | None = None
     for key, value in data.items():
         full = f"{prefix}{key}"
         if key == "check":
             check = _parse_check(value, full, where)
+        elif key == "cardinality":
+            if not isinstance(value, dict):
+                raise where.fail(full, f"expected a table, got {_describe(value)}")
+            limits = _parse_cardinality(value, full, where)
         else:
-            raise _unknown(full, ("check",), where)
+            raise _unknown(full, _SECTIONS, where)
+    if limits is not None:
+        check = dataclasses.replace(check, cardinality_options=limits)
     return Config(path=path, check=check)
 
 

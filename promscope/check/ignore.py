@@ -16,7 +16,7 @@ from fnmatch import fnmatchcase
 
 from promscope.model import Diagnostic, Severity
 
-__all__ = ["Ignore", "SeverityOverrides", "is_code_pattern", "known_codes"]
+__all__ = ["Ignore", "SeverityOverrides", "code_is_known", "is_code_pattern", "known_codes"]
 
 _CODE = re.compile(r"^[A-Z]{2,5}-[0-9]{3}$")
 _CODE_GLOB = re.compile(r"^[A-Z0-9*?\[\]!-]+$")
@@ -35,11 +35,7 @@ def _is_glob(text: str) -> bool:
 
 
 def known_codes() -> frozenset[str]:
-    """Every code promscope declares; empty when the catalogue cannot be read in full.
-
-    An incomplete catalogue would call real codes unknown, so callers treat an
-    empty answer as "do not check codes against the catalogue".
-    """
+    """Every code declared by the modules that import (a module that fails is left out)."""
     from promscope import codes
 
     found: set[str] = set()
@@ -47,9 +43,20 @@ def known_codes() -> frozenset[str]:
         try:
             module = importlib.import_module(module_name)
         except ImportError:
-            return frozenset()
+            continue
         found.update(getattr(module, "CODES", {}))
     return frozenset(found)
+
+
+def code_is_known(code: str, known: Collection[str]) -> bool:
+    """Whether ``code`` can be checked and is in ``known``; a glob, or a family
+    (``XX-``) no loaded module declares, is given the benefit of the doubt."""
+    if _is_glob(code):
+        return True
+    if code in known:
+        return True
+    family = code.split("-", 1)[0] + "-"
+    return not any(k.startswith(family) for k in known)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +80,7 @@ class Ignore:
             raise ValueError(f"ignore {text!r} has no code (expected CODE or CODE:METRIC-GLOB)")
         if not is_code_pattern(code):
             raise ValueError(f"ignore {text!r}: {code!r} is not a diagnostic code like LINT-001 or LINT-*")
-        if known is not None and not _is_glob(code) and code not in known:
+        if known is not None and not code_is_known(code, known):
             raise ValueError(f"ignore {text!r}: unknown code {code}")
         if sep and not metric:
             raise ValueError(f"ignore {text!r} has an empty metric glob after ':'")
