@@ -11,6 +11,7 @@ something to parse, httpx only when an input is a URL, Textual never.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -207,8 +208,6 @@ def _settings(
     cardinality: bool | None,
 ) -> _Settings:
     """Flags over ``PROMSCOPE_*`` over the config file over defaults (:mod:`promscope.config`)."""
-    import dataclasses
-
     from promscope.config import apply_overrides, load_config
 
     config = apply_overrides(
@@ -288,48 +287,42 @@ def _check_one(name: str, settings: _Settings, *, promtool: bool) -> FileOutcome
             fmt = EXTENSION_FORMATS.get(Path(name).suffix.lower(), "auto")
         result = parse(data, format=fmt, semantics=not promtool)
 
-    source = None if result.format is Format.PROTOBUF else data
-    common = {
-        "path": display,
-        "format": result.format.value,
-        "source": source,
-        "lines": result.lines,
-        "families": len(result.families),
-        "samples": result.sample_count,
-        "suppressed": result.suppressed,
-    }
     from promscope.check import check_result
 
+    base = FileOutcome(
+        display,
+        format=result.format.value,
+        source=None if result.format is Format.PROTOBUF else data,
+        lines=result.lines,
+        families=len(result.families),
+        samples=result.sample_count,
+        suppressed=result.suppressed,
+    )
     checked = check_result(result, settings.options)
     if promtool:
-        return _promtool_outcome(checked, common)
-    return FileOutcome(
+        return _promtool_outcome(checked, base)
+    return dataclasses.replace(
+        base,
         diagnostics=checked.diagnostics,
         ignored=checked.ignored,
         cardinality=checked.cardinality,
-        **common,
     )
 
 
-def _promtool_outcome(checked: CheckReport, common: dict[str, Any]) -> FileOutcome:
+def _promtool_outcome(checked: CheckReport, base: FileOutcome) -> FileOutcome:
     """promtool's view: a syntax error is fatal, else promlint's findings with promtool's repeats."""
-    from cli.reporters import FileOutcome
     from promscope.check.lint import to_diagnostics
 
     errors = checked.syntax_errors()
     if errors:
         first = min(errors, key=lambda d: d.sort_key())
         where = f"in line {first.line}: " if first.line > 0 else ""
-        kind = "protobuf" if checked.result.format.value == "protobuf" else "text format"
-        return FileOutcome(
-            common["path"],
-            format=common["format"],
-            error=f"{kind} parsing error {where}{first.message}",
-        )
+        kind = "protobuf" if base.format == "protobuf" else "text format"
+        return dataclasses.replace(base, source=None, error=f"{kind} parsing error {where}{first.message}")
     diagnostics = []
     for finding in checked.lint_findings:
         diagnostics.extend(to_diagnostics([finding]) * finding.count)
-    return FileOutcome(diagnostics=tuple(diagnostics), ignored=checked.ignored, **common)
+    return dataclasses.replace(base, diagnostics=tuple(diagnostics), ignored=checked.ignored)
 
 
 def _scrape(url: str, settings: _Settings, err: IO[str]) -> tuple[ParseResult, bytes] | str:

@@ -323,9 +323,12 @@ def test_promtool_lines_sorted_like_promlint_and_on_stderr() -> None:
 
 
 def test_promtool_parse_failure_and_exit_codes() -> None:
-    failed = CheckRun(files=(FileOutcome("-", error="text format parsing error in line 1: bad"),))
+    failed = CheckRun(files=(FileOutcome("-", "text", error="text format parsing error in line 1: bad"),))
     assert promtool_lines(failed) == ["error while linting: text format parsing error in line 1: bad"]
     assert promtool_exit_code(failed) == 1
+    unreadable = CheckRun(files=(FileOutcome("gone.prom", error="no such file"),))
+    assert promtool_lines(unreadable) == ["error while linting: gone.prom: no such file"]
+    assert promtool_exit_code(unreadable) == 1
     assert promtool_exit_code(clean_run()) == 0
 
 
