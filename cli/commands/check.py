@@ -40,7 +40,7 @@ INPUT is a file, a directory (its *.prom, *.om and *.pb files), a URL
 (http:// or https://, scraped once) or - for stdin; with no INPUT and stdin
 not a terminal, stdin is read. With --format auto a file's extension decides
 its format (.prom text, .om OpenMetrics, .pb protobuf); anything else is
-sniffed.
+sniffed, and a URL is parsed as its Content-Type says.
 
 \b
 Examples:
@@ -95,7 +95,8 @@ Examples:
     "config_path",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Configuration file (default: ./promscope.toml, else [tool.promscope] in ./pyproject.toml).",
+    help="Configuration file (default: $PROMSCOPE_CONFIG, else promscope.toml or [tool.promscope] in "
+    "pyproject.toml, searched upward to the repository root).",
 )
 @click.option("--no-lint", is_flag=True, default=None, help="Skip naming lint (LINT-* codes).")
 @click.option("--cardinality", is_flag=True, default=None, help="Report series counts per metric and label.")

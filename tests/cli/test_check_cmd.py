@@ -135,6 +135,24 @@ def test_stdin_with_dash_and_with_no_argument() -> None:
     assert "in 1 file" in implicit.stdout
 
 
+def test_no_input_on_a_terminal_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import click
+
+    real = click.get_text_stream
+
+    class Terminal:
+        def isatty(self) -> bool:
+            return True
+
+    def fake(name: str, *args: object, **kwargs: object) -> object:
+        return Terminal() if name == "stdin" else real(name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(click, "get_text_stream", fake)
+    result = run()
+    assert result.exit_code == ExitCode.USAGE
+    assert result.stderr.startswith("promscope check: error: no input: give a file, a directory, a URL, or -")
+
+
 def test_several_files_are_all_reported(tmp_path: Path) -> None:
     names = [
         write(tmp_path, "a.prom", BROKEN),
