@@ -274,7 +274,7 @@ def _diagnostics(family: FamilyCardinality, options: CardinalityOptions) -> list
             example = f", e.g. {label.examples[0]!r}" if label.examples else ""
             warn(
                 "CARD-001",
-                f"label {label.name} has {percent}% unique values, "
+                f"label {label.name} has {label.distinct} distinct values ({percent}% unique), "
                 f"looks like an ID ({label.id_kind}){example}",
             )
         elif label.present >= options.min_series and label.unique_ratio >= options.unique_ratio:
