@@ -415,9 +415,10 @@ def lint_family(family: MetricFamily, fmt: Format = Format.TEXT) -> list[LintFin
 
 def _duplicates(samples: Sequence[Sample]) -> int:
     """How many samples have an identical label set later on (promlint counts each such one)."""
-    seen: dict[tuple[tuple[str, str], ...], int] = {}
+    seen: dict[tuple[str, tuple[tuple[str, str], ...]], int] = {}
     for sample in samples:
-        key = tuple(sorted(sample.labels))
+        # By sample name too: an OpenMetrics counter's foo_total and foo_created share labels.
+        key = (sample.name, tuple(sorted(sample.labels)))
         seen[key] = seen.get(key, 0) + 1
     return sum(count - 1 for count in seen.values() if count > 1)
 

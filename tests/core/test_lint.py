@@ -217,6 +217,8 @@ def test_metric_not_unique_is_newest_promlint_only() -> None:
     assert lines(reordered, promtool_only=False) == ["r metric not unique"]
     histogram = fam("h", MetricType.HISTOGRAM, ("h_bucket", {"le": "1"}), ("h_bucket", {"le": "1"}))
     assert lines(histogram, promtool_only=False) == []
+    om_counter = fam("c", MetricType.COUNTER, ("c_total", {"a": "1"}), ("c_created", {"a": "1"}))
+    assert lines(om_counter, fmt=Format.OPENMETRICS, promtool_only=False) == []
 
 
 def test_timestamp_seconds_is_newest_promlint_only() -> None:
