@@ -347,7 +347,8 @@ def lint_family(family: MetricFamily, fmt: Format = Format.TEXT) -> list[LintFin
     # lintCounter
     has_total = name.endswith("_total")
     if kind == _Kind.COUNTER and fmt is Format.OPENMETRICS:
-        has_total = has_total or all(sample.name.endswith("_total") for sample in family.samples)
+        total = f"{name}_total"
+        has_total = has_total or any(sample.name == total for sample in family.samples)
     if kind == _Kind.COUNTER and not has_total:
         out.add("LINT-003", MSG_COUNTER_TOTAL)
     elif kind not in (_Kind.COUNTER, _Kind.UNTYPED) and has_total:
