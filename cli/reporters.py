@@ -51,7 +51,7 @@ removed, within a version)::
             {
               "code": str,             # stable, e.g. "PS-201", "LINT-003"
               "severity": "error" | "warning" | "style",
-              "line": int,             # 1-based; 0: not tied to a line
+              "line": int,             # 1-based; 0: not tied to a line (protobuf: message index)
               "column": int,           # 1-based code point; 0: whole line
               "message": str,
               "metric": str | null
@@ -173,7 +173,10 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
-def _location(path: str, diagnostic: Diagnostic) -> str:
+def _location(path: str, diagnostic: Diagnostic, fmt: str | None = None) -> str:
+    """``path:line:col`` (``path (message N)`` for protobuf, whose "line" is a message index)."""
+    if fmt == "protobuf" and diagnostic.line > 0:
+        return f"{path} (message {diagnostic.line})"
     if diagnostic.line <= 0:
         return path
     if diagnostic.column <= 0:
@@ -216,7 +219,7 @@ def _report_text(run: CheckRun, out: IO[str], err: IO[str], style: Styler, quiet
             if quiet and not run.is_failure(diagnostic):
                 continue
             out.write(
-                f"{style(_location(outcome.path, diagnostic), 'bold')}: "
+                f"{style(_location(outcome.path, diagnostic, outcome.format), 'bold')}: "
                 f"{style.severity(diagnostic.severity)} {style(diagnostic.code, 'bold')} "
                 f"{_printable(diagnostic.message)}\n"
             )
@@ -390,7 +393,7 @@ def _report_github(run: CheckRun, out: IO[str], err: IO[str], style: Styler, qui
             if quiet and not run.is_failure(diagnostic):
                 continue
             message = diagnostic.message if is_file else f"{outcome.path}: {diagnostic.message}"
-            located = is_file and diagnostic.line > 0
+            located = is_file and diagnostic.line > 0 and outcome.format != "protobuf"
             out.write(
                 github_command(
                     _GITHUB_LEVEL[diagnostic.severity],
@@ -474,10 +477,17 @@ def sarif_dict(run: CheckRun) -> dict[str, Any]:
                 "ruleIndex": index[diagnostic.code],
                 "level": _SARIF_LEVEL[diagnostic.severity],
                 "message": {"text": diagnostic.message},
-                "locations": [_sarif_location(outcome.path, diagnostic)],
+                "locations": [
+                    _sarif_location(outcome.path, None if outcome.format == "protobuf" else diagnostic)
+                ],
             }
+            properties: dict[str, Any] = {}
             if diagnostic.metric:
-                result["properties"] = {"metric": diagnostic.metric}
+                properties["metric"] = diagnostic.metric
+            if outcome.format == "protobuf" and diagnostic.line > 0:
+                properties["message_index"] = diagnostic.line
+            if properties:
+                result["properties"] = properties
             results.append(result)
     invocation: dict[str, Any] = {"executionSuccessful": run.unreadable == 0}
     if notifications:
@@ -542,6 +552,8 @@ def junit_xml(run: CheckRun) -> str:
         for diagnostic in outcome.diagnostics if outcome.error is None else ():
             if diagnostic.line <= 0:
                 where = "file level"
+            elif outcome.format == "protobuf":
+                where = f"message {diagnostic.line}"
             elif diagnostic.column <= 0:
                 where = f"line {diagnostic.line}"
             else:
@@ -554,10 +566,10 @@ def junit_xml(run: CheckRun) -> str:
                 file=path,
                 time="0",
             )
-            if diagnostic.line > 0:
+            if diagnostic.line > 0 and outcome.format != "protobuf":
                 case.set("line", str(diagnostic.line))
             text = _xml_safe(
-                f"{_location(outcome.path, diagnostic)}: {diagnostic.severity.value} "
+                f"{_location(outcome.path, diagnostic, outcome.format)}: {diagnostic.severity.value} "
                 f"{diagnostic.code} {diagnostic.message}"
             )
             if run.is_failure(diagnostic):

@@ -335,3 +335,17 @@ def test_promtool_parse_failure_and_exit_codes() -> None:
 @pytest.mark.parametrize("output", OUTPUTS)
 def test_every_reporter_handles_an_empty_run(output: str) -> None:
     render(output, CheckRun(files=()))
+
+
+def test_protobuf_positions_are_message_indexes_not_lines() -> None:
+    diagnostic = Diagnostic("LINT-009", Severity.STYLE, 160, 0, "snake_case please", "fooBar")
+    run = CheckRun(files=(FileOutcome("n.pb", "protobuf", (diagnostic,)),), fail_on=Severity.STYLE)
+    text, _ = render("text", run)
+    assert text.splitlines()[0] == "n.pb (message 160): style LINT-009 snake_case please"
+    github, _ = render("github", run)
+    assert github == "::notice file=n.pb,title=LINT-009::snake_case please\n"
+    (result,) = sarif_dict(run)["runs"][0]["results"]
+    assert "region" not in result["locations"][0]["physicalLocation"]
+    assert result["properties"] == {"metric": "fooBar", "message_index": 160}
+    case = ET.fromstring(junit_xml(run)).find("testsuite/testcase")
+    assert case is not None and case.get("name") == "LINT-009 at message 160" and case.get("line") is None
