@@ -20,6 +20,7 @@ The API the ``check`` command (and anything else) uses::
     report.failed()         # any diagnostic at fail_on or worse
     report.promtool_lines() # what `promtool check metrics` prints on stderr
     report.promtool_exit_code()  # 0 clean, 1 unparsable, 3 lint problems
+    report.promtool_error()      # why promtool could not parse it, or None
 
     report = check(data, format="auto", options=...)   # parse + check_result
 
@@ -30,7 +31,7 @@ The API the ``check`` command (and anything else) uses::
 * :func:`check` ``(data, format="auto", *, content_type=None, options=None) -> CheckReport``
 * :class:`CheckReport`: ``result``, ``diagnostics``, ``lint_findings``, ``ignored``,
   ``cardinality``, ``fail_on``; ``failed(fail_on=None)``, ``worst()``, ``counts()``,
-  ``promtool_lines()``, ``promtool_exit_code()``
+  ``syntax_errors()``, ``promtool_error()``, ``promtool_lines()``, ``promtool_exit_code()``
 * :class:`Ignore` ``.parse("CODE[:METRIC-GLOB]")`` (both parts globs, fnmatch),
   :class:`SeverityOverrides` (exact code beats glob).
 * Submodules: :mod:`~promscope.check.lint` (rules, ``LintFinding``,
@@ -40,8 +41,12 @@ The API the ``check`` command (and anything else) uses::
 ``--output promtool`` mode: run with ``promtool_only=True`` and print
 ``report.promtool_lines()`` to stderr, exit with ``report.promtool_exit_code()``.
 When the parser found an error in the syntax (``PS-``/``OM-``/``PB-`` codes),
-promtool would print only ``error while linting: …`` and exit 1, and so does
-this mode (the message text is promscope's own).
+or the input uses quoted names (text format 1.0.0, which promtool 2.42's
+decoder predates), promtool would print only ``error while linting: …`` and
+exit 1, and so does this mode (``report.promtool_error()``; the text after
+the prefix is promscope's own). Semantic errors (``SEM-``) do not count:
+promtool's decoder does not look at values. promtool reads only the text
+format; OpenMetrics and protobuf input are linted as parsed.
 """
 
 from __future__ import annotations
@@ -133,17 +138,33 @@ class CheckReport:
             if d.severity is Severity.ERROR and d.code.startswith(_SYNTAX_PREFIXES)
         ]
 
-    def promtool_lines(self) -> list[str]:
-        """What ``promtool check metrics`` prints on stderr for this input."""
+    def promtool_error(self) -> str | None:
+        """Why promtool 2.42 could not parse this input (after ``error while linting: ``), or None.
+
+        A syntax error, or quoted names (text format 1.0.0), which its decoder
+        predates.
+        """
         errors = self.syntax_errors()
         if errors:
             first = min(errors, key=Diagnostic.sort_key)
-            return [f"error while linting: line {first.line}: {first.message}"]
+            where = f"in line {first.line}: " if first.line > 0 else ""
+            return f"text format parsing error {where}{first.message}"
+        if self.result.format is Format.TEXT and self.result.extra.get("version") == "1.0.0":
+            return (
+                "text format parsing error: quoted metric or label names (text format 1.0.0) need promtool 3"
+            )
+        return None
+
+    def promtool_lines(self) -> list[str]:
+        """What ``promtool check metrics`` prints on stderr for this input."""
+        error = self.promtool_error()
+        if error is not None:
+            return [f"error while linting: {error}"]
         return promtool_lines(self.lint_findings)
 
     def promtool_exit_code(self) -> int:
         """0 clean, 1 when the input cannot be parsed, 3 when lint found problems."""
-        if self.syntax_errors():
+        if self.promtool_error() is not None:
             return PROMTOOL_EXIT_UNPARSABLE
         return PROMTOOL_EXIT_LINT if self.lint_findings else PROMTOOL_EXIT_CLEAN
 

@@ -293,6 +293,16 @@ def test_check_result_keeps_parse_diagnostics_sorted_by_line() -> None:
     assert not check_result(_result(fam("a_total", MetricType.COUNTER))).failed(Severity.STYLE)
 
 
+def test_quoted_names_are_unparsable_for_promtool_242() -> None:
+    result = ParseResult(
+        families=(fam("my.metric"),), diagnostics=(), format=Format.TEXT, extra={"version": "1.0.0"}
+    )
+    report = check_result(result, CheckOptions(promtool_only=True))
+    assert report.promtool_exit_code() == 1
+    assert report.promtool_lines()[0].startswith("error while linting: text format parsing error")
+    assert not report.failed()
+
+
 def test_semantic_errors_do_not_make_promtool_mode_fail_to_parse() -> None:
     sem = Diagnostic("SEM-001", Severity.ERROR, 2, 0, "bucket counts decrease", "h")
     report = check_result(_result(fam("a_total", MetricType.COUNTER), diagnostics=(sem,)))

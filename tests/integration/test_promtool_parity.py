@@ -125,6 +125,8 @@ def test_live_node_exporter_matches_promtool(node_exporter: object) -> None:
         pytest.param(b'x{a="1" 1\n', id="unclosed-braces"),
         pytest.param(b"# TYPE x gauge\nx not_a_number\n", id="bad-value"),
         pytest.param(b"# TYPE x gauge\n# TYPE x counter\nx 1\n", id="second-type-line"),
+        pytest.param(b'# TYPE "my.metric" gauge\n{"my.metric",a="1"} 1\n', id="quoted-utf8-name"),
+        pytest.param(b'x{"label.name"="1"} 1\n', id="quoted-label-name"),
     ],
 )
 def test_unparsable_input_is_exit_1_in_both(data: bytes) -> None:
