@@ -22,7 +22,8 @@ belongs to:
 
 Upstream details reproduced on purpose:
 
-* A family with no samples is not linted (the text decoder drops it).
+* A family with no samples is not linted (the text decoder drops it), and a
+  family split in two parts of the input is linted once, as one.
 * ``# HELP foo`` with empty text counts as "no help text" (the decoder leaves
   the help unset).
 * Rules about labels report once per *metric* in promlint's sense: every
@@ -424,6 +425,25 @@ def _duplicates(samples: Sequence[Sample]) -> int:
     return sum(count - 1 for count in seen.values() if count > 1)
 
 
+def _merged(families: Iterable[MetricFamily]) -> list[MetricFamily]:
+    """Families with one name as one family, as promtool's decoder merges a family split in two."""
+    by_name: dict[str, MetricFamily] = {}
+    for family in families:
+        first = by_name.get(family.name)
+        if first is None:
+            by_name[family.name] = family
+        else:
+            by_name[family.name] = MetricFamily(
+                first.name,
+                first.type,
+                first.help or family.help,
+                first.unit or family.unit,
+                first.samples + family.samples,
+                first.line,
+            )
+    return list(by_name.values())
+
+
 def lint(
     families: Iterable[MetricFamily],
     fmt: Format = Format.TEXT,
@@ -435,7 +455,7 @@ def lint(
     ``promtool_only`` keeps only the rules promtool 2.42 has.
     """
     findings: list[LintFinding] = []
-    for family in families:
+    for family in _merged(families):
         for finding in lint_family(family, fmt):
             if promtool_only and not _RULES_BY_CODE[finding.code].promtool_compatible:
                 continue

@@ -82,6 +82,14 @@ def test_no_help_text(help_text: str | None) -> None:
     assert lines(fam("foo", help=help_text)) == ["foo no help text"]
 
 
+def test_split_family_is_linted_once() -> None:
+    first = fam("foo", MetricType.UNKNOWN, ("foo", {"bar": "1"}), help=None, line=1)
+    second = fam("foo", MetricType.UNKNOWN, ("foo", {"bar": "2"}), help=None, line=3)
+    assert lines(first, fam("baz", help=None), second) == ["baz no help text", "foo no help text"]
+    (finding, *_) = lint([first, second])
+    assert finding.line == 1
+
+
 def test_family_without_samples_is_not_linted() -> None:
     empty = MetricFamily("fooBar:baz", MetricType.COUNTER, None, None, (), 1)
     assert lint([empty], promtool_only=False) == []
