@@ -120,6 +120,15 @@ class _Body:
             self._keep(out)
             if self.done:
                 return
+            consumed = self.wire - len(self._decoder.unconsumed_tail)
+            if self.size > _RATIO_FLOOR and self.size > self.ratio * consumed:
+                self.error = ScrapeError(
+                    ErrorKind.BODY_TOO_LARGE,
+                    f"the gzip body expands more than {self.ratio:g}x ({consumed} bytes became "
+                    f"{self.size}); stopped as a likely decompression bomb",
+                    "scrape it with --no-compression, or raise the ratio only if the target is trusted",
+                )
+                return
             if self._decoder.unconsumed_tail:
                 data = self._decoder.unconsumed_tail
             elif self._decoder.eof and self._decoder.unused_data:
@@ -128,13 +137,6 @@ class _Body:
                 self._decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
             else:
                 data = b""
-        if self.gzip and not self.done and self.size > _RATIO_FLOOR and self.size > self.ratio * self.wire:
-            self.error = ScrapeError(
-                ErrorKind.BODY_TOO_LARGE,
-                f"the gzip body expands more than {self.ratio:g}x ({self.wire} bytes became over "
-                f"{self.size}); stopped as a likely decompression bomb",
-                "raise the ratio only if the target is trusted",
-            )
 
     def finish(self) -> None:
         if not self.gzip or self.done:
@@ -243,6 +245,8 @@ def classify(exc: BaseException, target: Target) -> ScrapeError:
         )
     if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
         return ScrapeError(ErrorKind.INVALID_URL, f"cannot request {target.url}: {exc}", "check the URL")
+    if isinstance(exc, httpx.DecodingError):
+        return ScrapeError(ErrorKind.DECODE, f"the body cannot be decoded: {exc}")
     if isinstance(exc, httpx.TooManyRedirects):
         return ScrapeError(ErrorKind.PROTOCOL, "too many redirects", "scrape the final URL directly")
     for cause in _chain(exc):
@@ -257,7 +261,7 @@ def classify(exc: BaseException, target: Target) -> ScrapeError:
         if isinstance(cause, ssl.SSLError):
             return ScrapeError(
                 ErrorKind.TLS,
-                f"TLS handshake with {host} failed: {cause.reason or cause}",
+                f"TLS handshake with {host} failed: {getattr(cause, 'reason', None) or cause}",
                 "check that the target speaks https on this port, and the client certificate if it needs one",
             )
     for cause in _chain(exc):
@@ -341,22 +345,38 @@ def _distinct_series(result: ParseResult) -> int:
     return len({sample.key() for family in result.families for sample in family.samples})
 
 
+_FATAL_PREFIXES = ("PS-", "OM-", "PB-")
+"""Errors from the parsers themselves: Prometheus's parser stops on these and fails the scrape.
+
+Format-independent ``SEM-`` errors break the spec (a duplicate series, buckets
+out of order) but Prometheus does not check them while ingesting: it drops a
+duplicate sample and carries on, so they do not change ``up``.
+"""
+
+
 def _predict_up(error: ScrapeError | None, parsed: ParseResult | None) -> tuple[int, str, ScrapeError | None]:
     if error is not None:
         return 0, error.message, error
     if parsed is None:  # pragma: no cover - a response with no error always has a parse
         return 0, "nothing was parsed", None
     errors = parsed.errors()
-    if errors:
-        first = errors[0]
+    fatal = [d for d in errors if d.code.startswith(_FATAL_PREFIXES)]
+    if fatal:
+        first = fatal[0]
         where = f"line {first.line}" + (f", column {first.column}" if first.column else "")
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        more = f" (and {len(fatal) - 1} more)" if len(fatal) > 1 else ""
         message = f"Prometheus rejects the exposition: {first.code} at {where}: {first.message}{more}"
         return 0, message, ScrapeError(ErrorKind.PARSE, message, "fix the exporter's output")
-    warnings = sum(1 for d in parsed.diagnostics if d.severity is Severity.WARNING)
-    tail = f", with {warnings} warning{'s' if warnings != 1 else ''}" if warnings else ""
     samples = parsed.sample_count
-    return 1, f"Prometheus 3 would ingest {samples} sample{'s' if samples != 1 else ''}{tail}", None
+    reason = f"Prometheus 3 would ingest {samples} sample{'s' if samples != 1 else ''}"
+    notes: list[str] = []
+    if errors:
+        codes = ", ".join(sorted({d.code for d in errors}))
+        notes.append(f"{len(errors)} spec error{'s' if len(errors) != 1 else ''} it does not check ({codes})")
+    warnings = sum(1 for d in parsed.diagnostics if d.severity is Severity.WARNING)
+    if warnings:
+        notes.append(f"{warnings} warning{'s' if warnings != 1 else ''}")
+    return 1, reason + (", with " + " and ".join(notes) if notes else ""), None
 
 
 async def fetch(

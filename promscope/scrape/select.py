@@ -200,8 +200,6 @@ class _Parser:
             raise self.fail(f"unexpected {self.peek()!r} after the selector")
         if name is None and not matchers:
             raise self.fail("the selector matches everything: give a metric name or a matcher", 0)
-        if name is None and matchers and all(m.matches("") for m in matchers):
-            raise self.fail("at least one matcher must not match the empty string (as in PromQL)", 0)
         return Selector(name=name, matchers=tuple(matchers), text=self.text)
 
     def braces(self, name: str | None) -> tuple[str | None, list[Matcher]]:
