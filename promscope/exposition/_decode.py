@@ -97,33 +97,46 @@ def decode(data: bytes | str, sink: DiagnosticSink) -> str:
 
 
 def _decode_with_errors(data: bytes, sink: DiagnosticSink) -> str:
-    """Decode line by line around invalid bytes; linear in the size of ``data``."""
-    view = memoryview(data)
+    """Decode in chunks of whole lines; only a chunk that fails is decoded line by line.
+
+    Linear in the size of ``data``: a ``UnicodeDecodeError`` carries a copy of
+    what was being decoded, so the failing unit is kept small (a chunk, then a line).
+    """
     parts: list[str] = []
-    position = 0
     line = 1
-    while True:
+    position = 0
+    size = len(data)
+    while position < size:
+        end = data.find(b"\n", min(position + _CHUNK, size))
+        end = size if end < 0 else end + 1
+        chunk = data[position:end]
         try:
-            parts.append(str(view[position:], "utf-8"))
-            return "".join(parts)
-        except UnicodeDecodeError as error:
-            bad = position + error.start
-            line_start = data.rfind(b"\n", 0, bad) + 1
-            line_end = data.find(b"\n", bad)
-            if line_end < 0:
-                line_end = len(data)
-            parts.append(str(view[position:line_start], "utf-8"))
-            line += data.count(b"\n", position, line_start)
-            column = len(data[line_start:bad].decode("utf-8", "replace")) + 1
-            sink.error(
-                INVALID_UTF8,
-                line,
-                column,
-                f"invalid UTF-8 byte 0x{data[bad]:02x}; Prometheus rejects the exposition "
-                "(names and values must be UTF-8); promscope reads it as U+FFFD",
-            )
-            parts.append(data[line_start:line_end].decode("utf-8", "replace"))
-            position = line_end
+            parts.append(chunk.decode("utf-8"))
+            line += chunk.count(b"\n")
+        except UnicodeDecodeError:
+            for raw in chunk.split(b"\n"):
+                try:
+                    parts.append(raw.decode("utf-8"))
+                except UnicodeDecodeError as error:
+                    column = len(raw[: error.start].decode("utf-8", "replace")) + 1
+                    sink.error(
+                        INVALID_UTF8,
+                        line,
+                        column,
+                        f"invalid UTF-8 byte 0x{raw[error.start]:02x}; Prometheus rejects the exposition "
+                        "(names and values must be UTF-8); promscope reads it as U+FFFD",
+                    )
+                    parts.append(raw.decode("utf-8", "replace"))
+                parts.append("\n")
+                line += 1
+            parts.pop()  # the split gave one piece more than there were newlines
+            line -= 1
+        position = end
+    return "".join(parts)
+
+
+_CHUNK = 1 << 16
+"""Bytes decoded at once after the whole-body fast path failed (extended to a line end)."""
 
 
 def _report_nul(text: str, sink: DiagnosticSink) -> None:

@@ -233,7 +233,7 @@ class _OpenMetricsParser:
     # --- lines ------------------------------------------------------------------------------
 
     def parse(self, text: str) -> tuple[list[MetricFamily], int]:
-        lines = text.split("\n")
+        lines = text.split("\n") if text else []
         if text.endswith("\n"):
             lines.pop()  # "# EOF\n": the spec's optional final LF
         gc_was_enabled = gc.isenabled()
