@@ -15,8 +15,11 @@ given column must match too. The format comes from the extension:
 from __future__ import annotations
 
 import collections
+import importlib.util
 import json
 import pathlib
+import sys
+import types
 from dataclasses import dataclass
 
 import pytest
@@ -271,3 +274,46 @@ def test_node_exporter_capture_facts() -> None:
     for name in facts.get("openmetrics_retyped_as_unknown", []):
         family = openmetrics.family(name)
         assert family is not None and family.type is MetricType.UNKNOWN, name
+
+
+# --- the large-file generator -------------------------------------------------------------------------
+
+
+def _generator() -> types.ModuleType:
+    """``fixtures/generate_large.py`` as a module (fixtures/ is not a package)."""
+    if "generate_large" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("generate_large", FIXTURES / "generate_large.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["generate_large"] = module  # dataclasses look their module up while being created
+        spec.loader.exec_module(module)
+    return sys.modules["generate_large"]
+
+
+@pytest.mark.parametrize("fmt", ["text", "openmetrics"])
+def test_generated_exposition_is_valid_and_has_every_type(fmt: str) -> None:
+    generator = _generator()
+    series = 40 * generator.SERIES_PER_POD + 17
+    result = parse(generator.generate(series, seed=3, fmt=fmt), format=fmt)
+    assert not result.errors(), f"generate_large ({fmt}) gave errors:\n{_describe(result.errors())}"
+    created = sum(1 for f in result.families for s in f.samples if s.name.endswith("_created"))
+    assert result.sample_count - created == series
+    types = {f.type for f in result.families}
+    wanted = {
+        MetricType.COUNTER,
+        MetricType.GAUGE,
+        MetricType.HISTOGRAM,
+        MetricType.SUMMARY,
+        MetricType.UNKNOWN,
+    }
+    if fmt == "openmetrics":
+        wanted |= {MetricType.INFO, MetricType.STATESET}
+        assert created > 0
+    assert wanted <= types
+
+
+def test_generator_is_deterministic_by_seed() -> None:
+    generator = _generator()
+    assert generator.generate(500, seed=1) == generator.generate(500, seed=1)
+    assert generator.generate(500, seed=1) != generator.generate(500, seed=2)
+    assert "".join(generator.iter_chunks(500, 1, "openmetrics")) == generator.generate(500, 1, "openmetrics")
