@@ -1,0 +1,276 @@
+"""The Prometheus text parser: values, grouping, every PS-2xx code, resync, and prometheus_client parity."""
+
+from __future__ import annotations
+
+import math
+import pathlib
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from promscope.exposition import parse, text
+from promscope.exposition._diag import DiagnosticSink, ParseLimits
+from promscope.model import MetricFamily, MetricType, ParseResult, Severity
+
+View = list[tuple[str, list[tuple[str, tuple[tuple[str, str], ...], float, float | None]]]]
+
+FIXTURES = pathlib.Path(__file__).resolve().parents[2] / "fixtures"
+
+
+def run(body: str) -> ParseResult:
+    return parse(body.encode(), format="text", semantics=False)
+
+
+def found(body: str) -> list[tuple[int, int, str]]:
+    return [(d.line, d.column, d.code) for d in run(body).diagnostics]
+
+
+# --- values and layout --------------------------------------------------------------------------
+
+
+def test_families_types_help_and_line_numbers() -> None:
+    result = run(
+        '# HELP a The a.\n# TYPE a counter\na{x="1"} 1\na{x="2"} 2 1700000000123\n\n# plain comment\nb 3\n'
+    )
+    assert result.diagnostics == ()
+    a, b = result.families
+    assert (a.name, a.type, a.help, a.line) == ("a", MetricType.COUNTER, "The a.", 1)
+    assert [(s.labels, s.value, s.timestamp, s.line) for s in a.samples] == [
+        ((("x", "1"),), 1.0, None, 3),
+        ((("x", "2"),), 2.0, 1700000000.123, 4),
+    ]
+    assert (b.name, b.type, b.help, b.samples[0].line) == ("b", MetricType.UNKNOWN, None, 7)
+    assert result.lines == 7
+    assert result.extra == {"version": "0.0.4"}
+
+
+@pytest.mark.parametrize(
+    ("token", "expected"),
+    [
+        ("1", 1.0),
+        ("-1.5", -1.5),
+        ("1e3", 1000.0),
+        ("1.5E-3", 0.0015),
+        (".5", 0.5),
+        ("5.", 5.0),
+        ("0042", 42.0),
+        ("+Inf", math.inf),
+        ("-Inf", -math.inf),
+        ("Inf", math.inf),
+        ("inf", math.inf),
+        ("+infinity", math.inf),
+        ("NaN", math.nan),
+        ("nan", math.nan),
+    ],
+)
+def test_values_go_parsefloat_accepts(token: str, expected: float) -> None:
+    result = run(f"m {token}\n")
+    assert result.diagnostics == ()
+    value = result.families[0].samples[0].value
+    assert (math.isnan(value) and math.isnan(expected)) or value == expected
+
+
+@pytest.mark.parametrize(
+    "token", ["0x1p3", "1_000", "+NaN", "-nan", "1e999", "--1", "1e", "\u0661", "0x10", "Infinit"]
+)
+def test_values_go_parsefloat_rejects(token: str) -> None:
+    assert [code for _, _, code in found(f"m {token}\n")] == [text.INVALID_VALUE]
+
+
+def test_escapes_in_help_and_label_values() -> None:
+    result = run('# HELP m a \\\\ b \\n c\nm{p="C:\\\\x",q="say \\"hi\\"\\nbye"} 1\n')
+    family = result.families[0]
+    assert family.help == "a \\ b \n c"
+    assert family.samples[0].labels == (("p", "C:\\x"), ("q", 'say "hi"\nbye'))
+
+
+def test_whitespace_variants_match_the_fast_path() -> None:
+    plain = run('m{a="1",b="2"} 3 1000\n').families[0].samples[0]
+    spaced = run('  m { a = "1" ,\tb="2" , }\t3   1000  \n').families[0].samples[0]
+    assert (plain.name, plain.labels, plain.value, plain.timestamp) == (
+        spaced.name,
+        spaced.labels,
+        spaced.value,
+        spaced.timestamp,
+    )
+
+
+def test_label_pairs_and_names_are_shared_between_samples() -> None:
+    families = run('m{a="x"} 1\nm{a="x",b="y"} 2\n').families
+    first, second = families[0].samples
+    assert first.labels[0] is second.labels[0]
+    assert first.name is second.name
+
+
+# --- grouping -----------------------------------------------------------------------------------
+
+
+def test_histogram_and_summary_members_group_into_one_family() -> None:
+    result = run(
+        '# TYPE h histogram\nh_bucket{le="1"} 1\nh_bucket{le="+Inf"} 2\nh_sum 3\nh_count 2\n'
+        '# TYPE s summary\ns{quantile="0.5"} 1\ns_sum 2\ns_count 3\n'
+        "# TYPE g gauge\ng_sum 1\n"
+    )
+    names = {f.name: [s.name for s in f.samples] for f in result.families}
+    assert names == {
+        "h": ["h_bucket", "h_bucket", "h_sum", "h_count"],
+        "s": ["s", "s_sum", "s_count"],
+        "g": [],
+        "g_sum": ["g_sum"],  # a gauge has no _sum member: the sample starts its own untyped family
+    }
+    assert result.family("g_sum") == MetricFamily(
+        "g_sum", MetricType.UNKNOWN, None, None, result.families[3].samples, 11
+    )
+
+
+def test_counter_type_names_the_sample_itself() -> None:
+    result = run("# TYPE c_total counter\nc_total 1\n")
+    assert [(f.name, f.type, len(f.samples)) for f in result.families] == [("c_total", MetricType.COUNTER, 1)]
+
+
+def test_quoted_names_give_version_1_0_0() -> None:
+    result = run('# HELP "my.metric" Dots.\n# TYPE "my.metric" gauge\n{"my.metric","a.b"="v"} 1\n')
+    assert result.extra == {"version": "1.0.0"}
+    family = result.families[0]
+    assert (family.name, family.type, family.help) == ("my.metric", MetricType.GAUGE, "Dots.")
+    assert family.samples[0].labels == (("a.b", "v"),)
+
+
+def test_interleaved_family_is_merged_with_a_warning() -> None:
+    result = run('a 1\nb 1\na{x="2"} 2\n')
+    assert [(f.name, len(f.samples)) for f in result.families] == [("a", 2), ("b", 1)]
+    assert [(d.line, d.code, d.severity) for d in result.diagnostics] == [
+        (3, text.INTERLEAVED, Severity.WARNING)
+    ]
+
+
+# --- every PS-2xx code --------------------------------------------------------------------------
+
+CASES = [
+    (text.SYNTAX, 'm{a="1" b="2"} 1\n', (1, 9)),
+    (text.SYNTAX, "m\n", (1, 2)),
+    (text.SYNTAX, "m{a} 1\n", (1, 4)),
+    (text.SYNTAX, "m 1 2 3\n", (1, 7)),
+    (text.INVALID_METRIC_NAME, "m-x 1\n", (1, 2)),
+    (text.INVALID_METRIC_NAME, "1m 1\n", (1, 1)),
+    (text.INVALID_METRIC_NAME, '{a="b"} 1\n', (1, 1)),
+    (text.INVALID_METRIC_NAME, "# HELP 1m x\n", (1, 8)),
+    (text.INVALID_LABEL_NAME, 'm{1a="x"} 1\n', (1, 3)),
+    (text.INVALID_VALUE, "m abc\n", (1, 3)),
+    (text.INVALID_TIMESTAMP, "m 1 -1\n", (1, 5)),
+    (text.INVALID_TIMESTAMP, "m 1 99999999999999999999\n", (1, 5)),
+    (text.DUPLICATE_LABEL, 'm{a="1",a="2"} 1\n', (1, 0)),
+    (text.DUPLICATE_HELP, "# HELP m a\n# HELP m b\n", (2, 1)),
+    (text.DUPLICATE_TYPE, "# TYPE m gauge\n# TYPE m gauge\n", (2, 1)),
+    (text.TYPE_AFTER_SAMPLES, "m 1\n# TYPE m gauge\n", (2, 1)),
+    (text.INVALID_TYPE, "# TYPE m COUNTER\n", (1, 10)),
+    (text.INVALID_TYPE, "# TYPE m stateset\n", (1, 10)),
+    (text.INTERLEAVED, 'a 1\nb 1\na{x="1"} 1\n', (3, 1)),
+    (text.METADATA_FOR_MEMBER, '# TYPE h histogram\nh_bucket{le="+Inf"} 1\n# TYPE h_count counter\n', (3, 1)),
+    (text.UNKNOWN_ESCAPE, 'm{a="\\t"} 1\n', (1, 6)),
+    (text.UNKNOWN_ESCAPE, "# HELP m \\x\n", (1, 10)),
+    (text.NOT_A_MEMBER, "# TYPE h histogram\nh 1\n", (2, 1)),
+]
+
+
+@pytest.mark.parametrize(("code", "body", "where"), CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
+def test_each_code(code: str, body: str, where: tuple[int, int]) -> None:
+    assert found(body) == [(*where, code)]
+
+
+def test_every_declared_code_has_a_case() -> None:
+    assert {case[0] for case in CASES} == set(text.CODES)
+    assert all(
+        text.CODES[code].severity is Severity.ERROR
+        or code in (text.INTERLEAVED, text.UNKNOWN_ESCAPE, text.NOT_A_MEMBER)
+        for code in text.CODES
+    )
+
+
+def test_every_problem_in_one_pass_and_good_lines_still_parsed() -> None:
+    body = 'good 1\nbad{a=1} 2\ngood{x="2"} 3\nbad 1_0\n# TYPE t nonsense\ngood{x="3"} 4\nm-x 5\n'
+    result = run(body)
+    assert [(d.line, d.code) for d in result.diagnostics] == [
+        (2, text.SYNTAX),
+        (4, text.INVALID_VALUE),
+        (5, text.INVALID_TYPE),
+        (7, text.INVALID_METRIC_NAME),
+    ]
+    assert [s.line for s in result.families[0].samples] == [1, 3, 6]
+
+
+def test_parse_text_api_returns_lines_and_version() -> None:
+    sink = DiagnosticSink()
+    families, lines, version = text.parse_text("a 1\nb 2\n", sink, ParseLimits())
+    assert [f.name for f in families] == ["a", "b"] and lines == 2 and version == "0.0.4"
+
+
+# --- prometheus_client parity -------------------------------------------------------------------
+
+
+def _client_view(
+    body: str,
+) -> list[tuple[str, list[tuple[str, tuple[tuple[str, str], ...], float, float | None]]]]:
+    out = []
+    for metric in text_string_to_metric_families(body):
+        samples = [
+            (
+                s.name,
+                tuple(sorted(s.labels.items())),
+                float(s.value),
+                None if s.timestamp is None else float(s.timestamp),
+            )
+            for s in metric.samples
+        ]
+        if samples:
+            out.append((metric.type, samples))
+    return out
+
+
+def _our_view(
+    families: tuple[MetricFamily, ...],
+) -> list[tuple[str, list[tuple[str, tuple[tuple[str, str], ...], float, float | None]]]]:
+    names = {MetricType.UNKNOWN: "unknown"}
+    return [
+        (
+            names.get(f.type, f.type.value),
+            [(s.name, tuple(sorted(s.labels)), s.value, s.timestamp) for s in f.samples],
+        )
+        for f in families
+        if f.samples
+    ]
+
+
+def _normalise(view: list) -> list:  # type: ignore[type-arg]
+    """NaN compares equal to NaN; client_python returns timestamps as Timestamp or float seconds."""
+    return repr(view).replace("nan", "NaN")  # type: ignore[return-value]
+
+
+VALID = sorted((FIXTURES / "valid" / "text").glob("*.prom"))
+
+
+@pytest.mark.parametrize("path", VALID, ids=[p.name for p in VALID])
+def test_same_families_as_prometheus_client(path: pathlib.Path) -> None:
+    body = path.read_text(encoding="utf-8")
+    if '{"' in body:
+        pytest.skip("client_python's text parser handles quoted names differently per version")
+    ours = _our_view(run(body).families)
+    theirs = _client_view(body)
+    assert _normalise(ours) == _normalise(theirs)
+
+
+# Where prometheus_client accepts what the text format forbids. The format's spec
+# (prometheus.io/docs/instrumenting/exposition_formats, "Text format details"):
+# "value is a float represented as required by Go's ParseFloat() function" and
+# "timestamp is an int64 (milliseconds since epoch)".
+DIFFERENCES = [
+    ("signed NaN: Go's ParseFloat rejects '+nan'", "m +nan\n", text.INVALID_VALUE),
+    ("overflowing literal: Go's ParseFloat returns ErrRange for 1e999", "m 1e999\n", text.INVALID_VALUE),
+    ("fractional timestamp: the spec says int64 milliseconds", "m 1 1.5\n", text.INVALID_TIMESTAMP),
+]
+
+
+@pytest.mark.parametrize(("why", "body", "code"), DIFFERENCES, ids=[d[0] for d in DIFFERENCES])
+def test_deliberate_differences_from_prometheus_client(why: str, body: str, code: str) -> None:
+    assert list(text_string_to_metric_families(body))  # prometheus_client accepts it
+    assert [c for _, _, c in found(body)] == [code], why
