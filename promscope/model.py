@@ -183,7 +183,7 @@ class NativeHistogram:
 
     def bucket_bounds(self, index: int) -> tuple[float, float]:
         """The ``(lower, upper]`` bounds of positive bucket ``index``."""
-        base = 2.0 ** (2.0 ** -self.schema)
+        base = 2.0 ** (2.0**-self.schema)
         return (base ** (index - 1), base**index)
 
 
