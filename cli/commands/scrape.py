@@ -1,0 +1,855 @@
+"""``promscope scrape URL``: scrape a target once, the way Prometheus 3 would, and show what came back.
+
+The command builds a :class:`promscope.scrape.Target` from the flags, asks
+the engine to scrape it (:func:`promscope.scrape.scrape_sync`), filters the
+families with ``--match`` selectors, and prints one of four outputs:
+
+``table`` (default)
+    A summary (status, Content-Type, format, sizes, timings, predicted ``up``),
+    the families (and with ``--series`` or ``--match`` their series) and the
+    diagnostics, drawn with Rich.
+``json``
+    One JSON object, schema ``promscope.scrape/v1`` (below). Stable: fields
+    are only ever added.
+``text`` / ``openmetrics``
+    The (filtered) families re-rendered through
+    :mod:`promscope.exposition.render`.
+
+``--diag`` adds what a Prometheus 3 server would act on: the Accept header
+sent, the status, the Content-Type and what Prometheus does with it, the
+format actually found, compressed and uncompressed bytes, timings, the
+series Prometheus records for the scrape (``up`` and ``scrape_*``), and
+every diagnostic with its line, column and source line. With ``text`` or
+``openmetrics`` output the report goes to stderr so stdout stays an
+exposition.
+
+JSON schema ``promscope.scrape/v1``::
+
+    {
+      "schema": "promscope.scrape/v1",
+      "target": str, "final_url": str|null, "redirects": int, "accept": str,
+      "status": int|null, "reason": str, "http_version": str|null,
+      "content_type": str|null, "content_encoding": str|null,
+      "negotiation": null | {"format": str|null, "version": str|null,
+                             "prometheus3_fails": bool, "note": str,
+                             "warnings": [str], "escaping": str|null, "charset": str|null},
+      "format": "text"|"openmetrics"|"protobuf"|null,
+      "bytes": {"compressed": int, "uncompressed": int, "limit": int},
+      "timings": {"connect": float|null, "tls": float|null, "first_byte": float|null,
+                  "total": float, "parse": float},                       # seconds
+      "up": 0|1, "up_reason": str,
+      "error": null | {"kind": str, "message": str, "hint": str},
+      "prometheus_series": {"up": float, "scrape_duration_seconds": float, ...},
+      "match": [str],
+      "samples": int, "series": int,                 # after --match
+      "families": [{"name": str, "type": str, "help": str|null, "unit": str|null, "line": int,
+                    "samples": [{"name": str, "labels": {str: str}, "value": float|"NaN"|"+Inf"|"-Inf",
+                                 "timestamp": float|null, "line": int,
+                                 "exemplar": null | {"labels": {}, "value": ..., "timestamp": ...},
+                                 "native_histogram": null | {...}}]}],
+      "diagnostics": [{"code": str, "severity": str, "line": int, "column": int,
+                       "message": str, "metric": str|null}],
+      "suppressed": int
+    }
+
+Exit codes: 0 ``up`` would be 1 and nothing at or above ``--fail-on``;
+1 ``up`` would be 0 or diagnostics at or above ``--fail-on``; 2 usage or
+configuration error; 3 the target could not be reached (no HTTP response).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Sequence
+from typing import IO, TYPE_CHECKING, Any
+
+import click
+
+from cli.exit_codes import ExitCode
+from cli.output import print_error, wants_color
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from promscope.model import Diagnostic, MetricFamily, Sample
+    from promscope.scrape import ScrapeResult, Selector, Target
+
+__all__ = ["JSON_SCHEMA", "parse_byte_size", "parse_duration", "scrape"]
+
+JSON_SCHEMA = "promscope.scrape/v1"
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtpe]?i?b?)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50, "e": 1 << 60}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|us|µs|ns|s|m|h|d|w|y)")
+_DURATION_SECONDS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+    "d": 86400.0,
+    "w": 604800.0,
+    "y": 31536000.0,
+}
+
+
+def parse_byte_size(text: str) -> int:
+    """``10MB``, ``512KiB``, ``1.5GB``, ``1048576`` -> bytes; ``0`` means no limit.
+
+    As in Prometheus's ``body_size_limit`` (alecthomas/units ``Base2Bytes``),
+    ``KB`` and ``KiB`` both mean 1024 bytes. Raises ValueError.
+    """
+    found = _SIZE.match(text)
+    if not found:
+        raise ValueError(f"{text!r} is not a size (e.g. 10MB, 512KiB, 0 for no limit)")
+    number, unit = found.groups()
+    unit = (unit or "").lower()
+    if unit in ("i", "ib") or unit.endswith("i"):
+        raise ValueError(f"{text!r} is not a size (e.g. 10MB, 512KiB, 0 for no limit)")
+    multiplier = _SIZE_UNITS[unit[:1] if unit not in ("b",) else ""]
+    return int(float(number) * multiplier)
+
+
+def parse_duration(text: str) -> float:
+    """``10s``, ``500ms``, ``1m30s`` (Prometheus durations) or plain seconds ``2.5`` -> seconds."""
+    value = text.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        parts = list(_DURATION.finditer(value))
+        if not parts or "".join(p.group(0) for p in parts) != value:
+            raise ValueError(f"{text!r} is not a duration (e.g. 10s, 500ms, 1m30s)") from None
+        seconds = sum(float(p.group(1)) * _DURATION_SECONDS[p.group(2)] for p in parts)
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"{text!r}: the duration must be positive")
+    return seconds
+
+
+def _byte_size_option(ctx: click.Context, param: click.Parameter, value: str | int) -> int:
+    if isinstance(value, int):
+        return value
+    try:
+        return parse_byte_size(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+
+def _duration_option(ctx: click.Context, param: click.Parameter, value: str | float) -> float:
+    if isinstance(value, int | float):
+        return float(value)
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+
+_HELP = """Scrape URL once, the way a Prometheus 3 server would, and show what came back.
+
+The request carries Prometheus 3's Accept header (or --accept), Accept-Encoding
+gzip, its User-Agent-style headers and X-Prometheus-Scrape-Timeout-Seconds.
+promscope then reports the HTTP status, what Prometheus does with the
+Content-Type, the format found, sizes, timings, whether `up` would be 1,
+and every problem in the exposition.
+
+\b
+--accept takes prometheus3 (default), proto-first, prometheus2,
+openmetrics, text, protobuf, or a raw Accept header value.
+
+\b
+Examples:
+  promscope scrape http://localhost:9100/metrics
+  promscope scrape localhost:9100/metrics --diag
+  promscope scrape https://app:8443/metrics --ca-file ca.pem --bearer-token-file token
+  promscope scrape http://localhost:9090/metrics --match 'prometheus_http_*{code=~"5.."}'
+  promscope scrape http://localhost:9100/metrics -o json | jq .up
+
+\b
+Exit codes:
+  0  up would be 1, nothing at or above --fail-on
+  1  up would be 0, or diagnostics at or above --fail-on
+  2  usage or configuration error
+  3  the target could not be reached (no HTTP response)
+"""
+
+
+@click.command(
+    "scrape",
+    help=_HELP,
+    short_help="Scrape a target once and show what came back.",
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.argument("url")
+@click.option(
+    "--accept", default="prometheus3", show_default=True, help="Accept header: a name or a raw value."
+)
+@click.option(
+    "--compression/--no-compression",
+    "--gzip/--no-gzip",
+    default=True,
+    show_default=True,
+    help="Ask for gzip (Prometheus's enable_compression); --no-gzip asks for identity.",
+)
+@click.option(
+    "--timeout",
+    metavar="DURATION",
+    callback=_duration_option,
+    default="10s",
+    show_default=True,
+    help="Deadline for the whole scrape (10s, 500ms, 2.5).",
+)
+@click.option(
+    "--body-size-limit",
+    metavar="SIZE",
+    callback=_byte_size_option,
+    default="100MiB",
+    show_default=True,
+    help="Decompressed body limit, as Prometheus's body_size_limit (10MB, 512KiB; 0 for none).",
+)
+@click.option(
+    "--follow-redirects/--no-follow-redirects", default=True, show_default=True, help="Follow 3xx redirects."
+)
+@click.option("--basic-auth", metavar="USER:PASS", help="HTTP basic authentication.")
+@click.option("--username", help="Basic auth user name (with --password-file).")
+@click.option(
+    "--password-file", type=click.Path(dir_okay=False), help="File holding the basic auth password."
+)
+@click.option("--bearer-token", metavar="TOKEN", help="Send 'Authorization: Bearer TOKEN'.")
+@click.option(
+    "--bearer-token-file", type=click.Path(dir_okay=False), help="File holding the bearer token (re-read)."
+)
+@click.option(
+    "-H", "--header", "headers", multiple=True, metavar="'NAME: VALUE'", help="Extra header; repeat."
+)
+@click.option("--ca-file", type=click.Path(dir_okay=False), help="CA bundle to verify the server with.")
+@click.option("--cert-file", type=click.Path(dir_okay=False), help="Client certificate (PEM).")
+@click.option("--key-file", type=click.Path(dir_okay=False), help="Client key (PEM).")
+@click.option("--server-name", help="Name the server certificate must carry (and SNI).")
+@click.option("--insecure", is_flag=True, help="Skip TLS certificate verification.")
+@click.option(
+    "--fallback-protocol",
+    type=click.Choice(
+        [
+            "PrometheusText0.0.4",
+            "PrometheusText1.0.0",
+            "OpenMetricsText0.0.1",
+            "OpenMetricsText1.0.0",
+            "PrometheusProto",
+        ]
+    ),
+    help="Prometheus's fallback_scrape_protocol: the format assumed for a missing or unsupported "
+    "Content-Type.",
+)
+@click.option(
+    "--match",
+    "-m",
+    "matches",
+    multiple=True,
+    metavar="SELECTOR",
+    help='Only series matching name{label=~"re"} (name may be a glob); repeat for any-of.',
+)
+@click.option(
+    "--series", "show_series", is_flag=True, help="List series in table output (implied by --match)."
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Choice(["table", "json", "text", "openmetrics"]),
+    default="table",
+    show_default=True,
+    help="What to print on stdout.",
+)
+@click.option(
+    "--diag", is_flag=True, help="Show what a Prometheus 3 server would act on, and every diagnostic."
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(["error", "warning", "style", "never"]),
+    default="error",
+    show_default=True,
+    help="Lowest diagnostic severity that makes the exit code 1 (never: only a failed scrape does).",
+)
+@click.option(
+    "--color",
+    type=click.Choice(["auto", "always", "never"]),
+    default="auto",
+    show_default=True,
+    help="Colour table output.",
+)
+@click.pass_context
+def scrape(
+    ctx: click.Context,
+    url: str,
+    accept: str,
+    compression: bool,
+    timeout: float,
+    body_size_limit: int,
+    follow_redirects: bool,
+    basic_auth: str | None,
+    username: str | None,
+    password_file: str | None,
+    bearer_token: str | None,
+    bearer_token_file: str | None,
+    headers: tuple[str, ...],
+    ca_file: str | None,
+    cert_file: str | None,
+    key_file: str | None,
+    server_name: str | None,
+    insecure: bool,
+    fallback_protocol: str | None,
+    matches: tuple[str, ...],
+    show_series: bool,
+    output: str,
+    diag: bool,
+    fail_on: str,
+    color: str,
+) -> None:
+    from promscope.errors import PromscopeError
+
+    try:
+        target = _build_target(
+            url,
+            accept=accept,
+            compression=compression,
+            timeout=timeout,
+            body_size_limit=body_size_limit,
+            follow_redirects=follow_redirects,
+            basic_auth=basic_auth,
+            username=username,
+            password_file=password_file,
+            bearer_token=bearer_token,
+            bearer_token_file=bearer_token_file,
+            headers=headers,
+            ca_file=ca_file,
+            cert_file=cert_file,
+            key_file=key_file,
+            server_name=server_name,
+            insecure=insecure,
+            fallback_protocol=fallback_protocol,
+        )
+        selectors = _parse_selectors(matches)
+        from promscope.scrape import scrape_sync
+
+        result = scrape_sync(target)
+    except PromscopeError as exc:
+        print_error(exc.message, hint=exc.hint)
+        ctx.exit(ExitCode.USAGE)
+
+    families = _select(result.families, selectors)
+    stdout = click.get_text_stream("stdout")
+    stderr = click.get_text_stream("stderr")
+    if output == "json":
+        stdout.write(json.dumps(to_json(result, families, matches), indent=2, ensure_ascii=False) + "\n")
+    elif output in ("text", "openmetrics"):
+        stdout.write(_render(result, families, output))
+        if diag:
+            _print_report(_console(stderr, color), result, families, diag=True, series=False)
+    else:
+        _print_report(
+            _console(stdout, color), result, families, diag=diag, series=show_series or bool(selectors)
+        )
+    stdout.flush()
+    if (result.error is not None and output != "table") or (result.error is not None and result.unreachable):
+        print_error(f"{result.target}: {result.error.message}", hint=result.error.hint, stream=stderr)
+    ctx.exit(exit_code(result, fail_on))
+
+
+def exit_code(result: ScrapeResult, fail_on: str) -> ExitCode:
+    """3 unreachable, 1 when ``up`` would be 0 or a diagnostic is at or above ``fail_on``, else 0."""
+    from promscope.model import Severity
+
+    if result.unreachable:
+        return ExitCode.UNREADABLE
+    if not result.ok:
+        return ExitCode.PROBLEMS
+    if fail_on != "never":
+        threshold = Severity(fail_on)
+        if any(d.severity.at_least(threshold) for d in result.diagnostics):
+            return ExitCode.PROBLEMS
+    return ExitCode.OK
+
+
+# -- building the target ---------------------------------------------------------------------------------
+
+
+def _build_target(
+    url: str,
+    *,
+    accept: str,
+    compression: bool,
+    timeout: float,
+    body_size_limit: int,
+    follow_redirects: bool,
+    basic_auth: str | None,
+    username: str | None,
+    password_file: str | None,
+    bearer_token: str | None,
+    bearer_token_file: str | None,
+    headers: Sequence[str],
+    ca_file: str | None,
+    cert_file: str | None,
+    key_file: str | None,
+    server_name: str | None,
+    insecure: bool,
+    fallback_protocol: str | None,
+) -> Target:
+    from promscope.errors import ConfigError
+    from promscope.exposition.negotiate import ScrapeProtocol, accept_for
+    from promscope.scrape import BasicAuth, Target, TLSConfig
+
+    if "://" not in url:
+        url = f"http://{url}"  # `promscope scrape localhost:9100/metrics`, as Prometheus targets are written
+    try:
+        accept_header = accept_for(accept)
+    except ValueError as exc:
+        raise ConfigError(
+            str(exc), hint="--accept prometheus3|openmetrics|text|protobuf or a raw header"
+        ) from None
+    auth = None
+    if basic_auth is not None and (username is not None or password_file is not None):
+        raise ConfigError("give --basic-auth or --username/--password-file, not both")
+    if basic_auth is not None:
+        auth = BasicAuth.parse(basic_auth)
+    elif username is not None:
+        password = ""
+        if password_file is not None:
+            try:
+                with open(password_file, encoding="utf-8") as handle:
+                    password = handle.read().rstrip("\r\n")
+            except OSError as exc:
+                reason = exc.strerror.lower() if exc.strerror else str(exc)
+                raise ConfigError(f"cannot read the password file: {reason}", path=password_file) from None
+        auth = BasicAuth(username, password)
+    elif password_file is not None:
+        raise ConfigError("--password-file needs --username")
+    pairs: list[tuple[str, str]] = []
+    for header in headers:
+        name, sep, value = header.partition(":")
+        if not sep or not name.strip():
+            raise ConfigError(
+                f"header {header!r} is not 'Name: value'", hint="e.g. -H 'X-Scope-OrgID: team-a'"
+            )
+        pairs.append((name.strip(), value.strip()))
+    tls = TLSConfig(
+        ca_file=ca_file,
+        cert_file=cert_file,
+        key_file=key_file,
+        insecure_skip_verify=insecure,
+        server_name=server_name,
+    )
+    target = Target(
+        url,
+        accept=accept_header,
+        timeout=timeout,
+        body_size_limit=body_size_limit,
+        compression=compression,
+        follow_redirects=follow_redirects,
+        basic_auth=auth,
+        bearer_token=bearer_token,
+        bearer_token_file=bearer_token_file,
+        headers=tuple(pairs),
+        tls=tls,
+        fallback_protocol=ScrapeProtocol(fallback_protocol) if fallback_protocol else None,
+    )
+    if target.is_https and not tls.is_default:
+        tls.ssl_context()  # a missing CA or key file is a usage error, reported before any request
+    target.read_bearer_token()
+    return target
+
+
+def _parse_selectors(matches: Iterable[str]) -> list[Selector]:
+    from promscope.scrape import parse_selector
+
+    return [parse_selector(text) for text in matches]
+
+
+def _select(families: Sequence[MetricFamily], selectors: Sequence[Selector]) -> list[MetricFamily]:
+    if not selectors:
+        return list(families)
+    if len(selectors) == 1:
+        return selectors[0].filter(families)
+    from promscope.model import MetricFamily as Family
+
+    out: list[MetricFamily] = []
+    for family in families:
+        kept = tuple(s for s in family.samples if any(sel.matches(s, family.name) for sel in selectors))
+        if kept:
+            out.append(
+                Family(family.name, family.type, family.help, family.unit, samples=kept, line=family.line)
+            )
+        elif not family.samples and any(sel.filter([family]) for sel in selectors):
+            out.append(family)
+    return out
+
+
+# -- JSON --------------------------------------------------------------------------------------------------
+
+
+def _number(value: float) -> float | str:
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return value
+
+
+def _sample_json(sample: Sample) -> dict[str, Any]:
+    exemplar = sample.exemplar
+    native = sample.native_histogram
+    return {
+        "name": sample.name,
+        "labels": dict(sample.labels),
+        "value": _number(sample.value),
+        "timestamp": sample.timestamp,
+        "line": sample.line,
+        "exemplar": None
+        if exemplar is None
+        else {
+            "labels": dict(exemplar.labels),
+            "value": _number(exemplar.value),
+            "timestamp": exemplar.timestamp,
+        },
+        "native_histogram": None
+        if native is None
+        else {
+            "schema": native.schema,
+            "count": _number(native.count),
+            "sum": _number(native.sum),
+            "zero_threshold": native.zero_threshold,
+            "zero_count": _number(native.zero_count),
+            "positive": [[index, _number(count)] for index, count in native.buckets(True)],
+            "negative": [[index, _number(count)] for index, count in native.buckets(False)],
+        },
+    }
+
+
+def _diagnostic_json(diagnostic: Diagnostic) -> dict[str, Any]:
+    return {
+        "code": diagnostic.code,
+        "severity": diagnostic.severity.value,
+        "line": diagnostic.line,
+        "column": diagnostic.column,
+        "message": diagnostic.message,
+        "metric": diagnostic.metric,
+    }
+
+
+def to_json(
+    result: ScrapeResult, families: Sequence[MetricFamily], matches: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The ``promscope.scrape/v1`` document for a result (see the module docstring)."""
+    negotiated = result.negotiated
+    timings = result.timings
+    return {
+        "schema": JSON_SCHEMA,
+        "target": result.target,
+        "final_url": result.final_url,
+        "redirects": result.redirects,
+        "accept": result.accept,
+        "status": result.status,
+        "reason": result.reason,
+        "http_version": result.http_version,
+        "content_type": result.content_type,
+        "content_encoding": result.content_encoding,
+        "negotiation": None
+        if negotiated is None
+        else {
+            "format": negotiated.format.value if negotiated.format else None,
+            "version": negotiated.version,
+            "prometheus3_fails": negotiated.fallback,
+            "note": negotiated.note,
+            "warnings": list(negotiated.warnings),
+            "escaping": negotiated.escaping,
+            "charset": negotiated.charset,
+        },
+        "format": result.format.value if result.format else None,
+        "bytes": {
+            "compressed": result.compressed_bytes,
+            "uncompressed": result.uncompressed_bytes,
+            "limit": result.body_size_limit,
+        },
+        "timings": {
+            "connect": timings.connect,
+            "tls": timings.tls,
+            "first_byte": timings.first_byte,
+            "total": timings.total,
+            "parse": timings.parse,
+        },
+        "up": result.up,
+        "up_reason": result.up_reason,
+        "error": None
+        if result.error is None
+        else {"kind": result.error.kind.value, "message": result.error.message, "hint": result.error.hint},
+        "prometheus_series": result.prometheus_series(),
+        "match": list(matches),
+        "samples": sum(len(f.samples) for f in families),
+        "series": len({s.key() for f in families for s in f.samples}),
+        "families": [
+            {
+                "name": family.name,
+                "type": family.type.value,
+                "help": family.help,
+                "unit": family.unit,
+                "line": family.line,
+                "samples": [_sample_json(sample) for sample in family.samples],
+            }
+            for family in families
+        ],
+        "diagnostics": [_diagnostic_json(d) for d in result.diagnostics],
+        "suppressed": result.parse.suppressed if result.parse is not None else 0,
+    }
+
+
+# -- text / OpenMetrics -----------------------------------------------------------------------------------
+
+
+def _render(result: ScrapeResult, families: Sequence[MetricFamily], output: str) -> str:
+    from promscope.exposition.render import render_openmetrics, render_text
+
+    if output == "openmetrics":
+        return render_openmetrics(families)
+    version = (
+        "1.0.0" if result.parse is not None and result.parse.extra.get("version") == "1.0.0" else "0.0.4"
+    )
+    return render_text(families, version=version)
+
+
+# -- table and --diag --------------------------------------------------------------------------------------
+
+
+def _console(stream: IO[str], color: str) -> Console:
+    import shutil
+
+    from rich.console import Console
+
+    colored = wants_color(color, stream)
+    width = shutil.get_terminal_size((120, 24)).columns
+    return Console(
+        file=stream,
+        color_system="auto" if colored else None,
+        force_terminal=colored,
+        no_color=not colored,
+        highlight=False,
+        emoji=False,
+        width=max(width, 100),
+        soft_wrap=False,
+    )
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value < 1:
+        return f"{value * 1000:.1f} ms"
+    return f"{value:.2f} s"
+
+
+def _bytes(count: int) -> str:
+    if count < 1024:
+        return f"{count} B"
+    value = float(count)
+    for unit in ("KiB", "MiB", "GiB"):
+        value /= 1024
+        if value < 1024 or unit == "GiB":
+            return f"{value:.1f} {unit}"
+    return f"{count} B"  # pragma: no cover
+
+
+def _quote(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+def _series_name(sample: Sample) -> str:
+    """``name{label="value",…}`` as the text format writes a series."""
+    if not sample.labels:
+        return sample.name
+    labels = ",".join(f"{name}={_quote(value)}" for name, value in sample.labels)
+    return f"{sample.name}{{{labels}}}"
+
+
+def _print_report(
+    console: Console,
+    result: ScrapeResult,
+    families: Sequence[MetricFamily],
+    *,
+    diag: bool,
+    series: bool,
+) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    from promscope.exposition.render import format_value
+
+    # Summary: one line per fact.
+    status = "-" if result.status is None else f"{result.status} {result.reason}".rstrip()
+    summary = Text()
+    summary.append("GET ", style="bold")
+    summary.append(result.final_url or result.target)
+    summary.append(f"  {status}", style="green" if result.status == 200 else "red")
+    if result.http_version:
+        summary.append(f"  {result.http_version}", style="dim")
+    console.print(summary)
+    if result.reachable:
+        negotiated = result.negotiated
+        fmt = result.format.value if result.format else "-"
+        if negotiated is not None and negotiated.format is None and result.format is not None:
+            fmt += " (sniffed)"
+        elif negotiated is not None and negotiated.version:
+            fmt += f" {negotiated.version}"
+        size = _bytes(result.uncompressed_bytes)
+        if result.content_encoding and result.content_encoding.lower() not in ("identity",):
+            size += f" ({result.content_encoding} {_bytes(result.compressed_bytes)})"
+        facts = Text()
+        facts.append(f"Content-Type: {result.content_type or '(none)'}  ")
+        facts.append(f"format: {fmt}  ")
+        facts.append(f"body: {size}  ")
+        facts.append(f"time: {_seconds(result.timings.total)}")
+        console.print(facts)
+    up = Text()
+    up.append(f"up {result.up}", style="bold green" if result.ok else "bold red")
+    up.append(f"  {result.up_reason}")
+    console.print(up)
+    if result.error is not None and result.error.hint:
+        console.print(Text(f"hint: {result.error.hint}", style="dim"))
+
+    if diag:
+        _print_diag(console, result)
+
+    if families and not (diag and not series):
+        table = Table(title=None, show_edge=False, header_style="bold", pad_edge=False)
+        table.add_column("family")
+        table.add_column("type")
+        table.add_column("series", justify="right")
+        table.add_column("help", overflow="fold")
+        for family in families:
+            table.add_row(
+                Text(family.name),
+                Text(family.type.value),
+                Text(str(len(family.samples))),
+                Text(family.help or ""),
+            )
+        console.print()
+        console.print(table)
+    if series and families:
+        table = Table(show_edge=False, header_style="bold", pad_edge=False)
+        table.add_column("series", overflow="fold")
+        table.add_column("value", justify="right")
+        table.add_column("line", justify="right", style="dim")
+        for family in families:
+            for sample in family.samples:
+                value = (
+                    "native histogram" if sample.native_histogram is not None else format_value(sample.value)
+                )
+                table.add_row(Text(_series_name(sample)), Text(value), Text(str(sample.line or "")))
+        console.print()
+        console.print(table)
+
+    diagnostics = result.diagnostics
+    if diagnostics and not diag:
+        console.print()
+        _print_diagnostics(console, result, limit=20)
+    if result.reachable and result.parse is not None:
+        counts = {s: 0 for s in ("error", "warning", "style")}
+        for diagnostic in diagnostics:
+            counts[diagnostic.severity.value] += 1
+        shown = sum(len(f.samples) for f in families)
+        tail = Text(
+            f"\n{len(families)} families, {shown} samples shown of {result.parse.sample_count}; "
+            f"{counts['error']} errors, {counts['warning']} warnings, {counts['style']} style",
+            style="dim",
+        )
+        console.print(tail)
+
+
+def _print_diagnostics(console: Console, result: ScrapeResult, *, limit: int | None) -> None:
+    from rich.text import Text
+
+    from promscope.model import Format
+
+    lines = result.body.decode("utf-8", "replace").split("\n") if result.format is not Format.PROTOBUF else []
+    style = {"error": "bold red", "warning": "bold yellow", "style": "bold cyan"}
+    diagnostics = result.diagnostics
+    for diagnostic in diagnostics[:limit] if limit else diagnostics:
+        row = Text()
+        row.append(f"{diagnostic.line}:{diagnostic.column} ", style="dim")
+        row.append(diagnostic.severity.value, style=style[diagnostic.severity.value])
+        row.append(f" {diagnostic.code} ", style="bold")
+        row.append(diagnostic.message)
+        console.print(row)
+        if lines and 0 < diagnostic.line <= len(lines):
+            source = lines[diagnostic.line - 1].rstrip("\r")
+            if len(source) > 200:
+                source = source[:200] + "…"
+            console.print(Text(f"    {source}", style="dim"))
+            if diagnostic.column > 0 and diagnostic.column <= len(source) + 1:
+                console.print(Text("    " + " " * (diagnostic.column - 1) + "^", style="bold"))
+    if limit and len(diagnostics) > limit:
+        console.print(Text(f"… {len(diagnostics) - limit} more (all with --diag or -o json)", style="dim"))
+    if result.parse is not None and result.parse.suppressed:
+        console.print(Text(f"… {result.parse.suppressed} more were found but not kept", style="dim"))
+
+
+def _print_diag(console: Console, result: ScrapeResult) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(show_header=False, show_edge=False, pad_edge=False, box=None)
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+
+    def row(label: str, value: str, style: str = "") -> None:
+        table.add_row(Text(label), Text(value, style=style))
+
+    row("Accept sent", result.accept)
+    row("status", "-" if result.status is None else f"{result.status} {result.reason}".rstrip())
+    if result.final_url and result.final_url != result.target:
+        row(
+            "final URL",
+            f"{result.final_url} ({result.redirects} redirect{'s' if result.redirects != 1 else ''})",
+        )
+    negotiated = result.negotiated
+    if negotiated is not None:
+        row("Content-Type", result.content_type or "(none)")
+        row("Prometheus 3", negotiated.note, "red" if negotiated.fallback else "")
+        for warning in negotiated.warnings:
+            row("", f"warning: {warning}", "yellow")
+        found = result.format.value if result.format else "-"
+        if result.format is not None and result.parse is not None and result.parse.extra.get("version"):
+            found += f" {result.parse.extra['version']}"
+        if negotiated.format is None and result.format is not None:
+            found += " (sniffed from the body)"
+        row("format found", found)
+        encoding = result.content_encoding or "identity"
+        row(
+            "body",
+            f"{result.compressed_bytes} bytes on the wire ({encoding}), {result.uncompressed_bytes} decoded"
+            + (f", limit {result.body_size_limit}" if result.body_size_limit else ""),
+        )
+    timings = result.timings
+    row(
+        "timings",
+        f"connect {_seconds(timings.connect)}, TLS {_seconds(timings.tls)}, "
+        f"first byte {_seconds(timings.first_byte)}, total {_seconds(timings.total)}, "
+        f"parse {_seconds(timings.parse)}",
+    )
+    if result.parse is not None:
+        distinct = len({s.key() for f in result.families for s in f.samples})
+        row(
+            "samples",
+            f"{result.parse.sample_count} samples, {distinct} series, {len(result.families)} families",
+        )
+    row("up", f"{result.up}: {result.up_reason}", "green" if result.ok else "red")
+    for name, value in result.prometheus_series().items():
+        text = f"{value:g}" if name != "scrape_duration_seconds" else f"{value:.6f}"
+        row("", f"{name} {text}", "dim")
+    console.print()
+    console.print(Text("What a Prometheus 3 server would act on", style="bold underline"))
+    console.print(table)
+    if result.diagnostics:
+        console.print()
+        console.print(Text(f"Diagnostics ({len(result.diagnostics)})", style="bold underline"))
+        _print_diagnostics(console, result, limit=None)
