@@ -22,6 +22,7 @@ import zlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -966,3 +967,29 @@ def test_selector_string_escapes_and_str() -> None:
     assert str(selector) == r'm{a="x\"y", b=~"\\d+"}'
     assert str(parse_selector("m")) == "m"
     assert str(parse_selector('{a="1"}')) == '{a="1"}'
+
+
+# -- a real exporter --------------------------------------------------------------------------------------
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("accept", ["prometheus3", "protobuf", "text"])
+def test_real_node_exporter(run_binary: Callable[..., Any], accept: str) -> None:
+    from promscope.exposition.negotiate import accept_for
+
+    exporter = run_binary(
+        "/usr/bin/prometheus-node-exporter",
+        "--web.listen-address={address}",
+        "--collector.disable-defaults",
+        "--collector.loadavg",
+        "--collector.time",
+    )
+    result = scrape_sync(Target(exporter.url("/metrics"), accept=accept_for(accept)))
+    assert result.ok, result.up_reason
+    assert result.content_encoding == "gzip"
+    assert result.compressed_bytes < result.uncompressed_bytes
+    names = {family.name for family in result.families}
+    assert "node_load1" in names
+    expected = Format.PROTOBUF if accept == "protobuf" else Format.TEXT
+    assert result.format is expected
+    assert result.timings.connect is not None
