@@ -492,7 +492,7 @@ def _non_canonical(
             _W,
             sample.line,
             f"{label}={text!r} on {sample.name} is not canonical; write {canonical!r} so every "
-            "exposer spells the same bound the same way",
+            "exposer spells the same number the same way",
             family.name,
         )
 
