@@ -589,14 +589,8 @@ def _undelta(deltas: Iterable[int]) -> tuple[float, ...]:
 
 
 def _is_native(h: pb.Histogram) -> bool:
-    """Prometheus' ``isNativeHistogram``: any span, a zero threshold or a zero count."""
-    return bool(
-        len(h.positive_span)
-        or len(h.negative_span)
-        or h.zero_threshold > 0
-        or h.zero_count > 0
-        or h.zero_count_float > 0
-    )
+    """Prometheus' ``isNativeHistogram``: any span, a zero threshold or an (integer) zero count."""
+    return bool(len(h.positive_span) or len(h.negative_span) or h.zero_threshold > 0 or h.zero_count > 0)
 
 
 def _has_unknown_field(message: pb.MetricFamily, number: int) -> bool:
