@@ -51,8 +51,9 @@ format; OpenMetrics and protobuf input are linted as parsed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from promscope.check.cardinality import CardinalityOptions, CardinalityReport, analyze
 from promscope.check.ignore import Ignore, SeverityOverrides
@@ -169,50 +170,69 @@ class CheckReport:
         return PROMTOOL_EXIT_LINT if self.lint_findings else PROMTOOL_EXIT_CLEAN
 
 
-def _ignored_by(ignores: tuple[Ignore, ...], code: str, metric: str | None) -> bool:
-    return any(ignore.matches_code_metric(code, metric) for ignore in ignores)
+class _IgnoreFilter:
+    """:class:`Ignore` matching with one decision per ``(code, metric)``, not per diagnostic.
+
+    Globs are matched once for each distinct pair; a report with thousands of
+    diagnostics about a few metrics does a dict lookup for the rest.
+    """
+
+    __slots__ = ("_decided", "_ignores", "ignored")
+
+    def __init__(self, ignores: tuple[Ignore, ...]) -> None:
+        self._ignores = ignores
+        self._decided: dict[tuple[str, str | None], bool] = {}
+        self.ignored = 0
+
+    def keep(self, code: str, metric: str | None) -> bool:
+        """False (and counted) when an ignore matches."""
+        key = (code, metric)
+        drop = self._decided.get(key)
+        if drop is None:
+            drop = self._decided[key] = any(i.matches_code_metric(code, metric) for i in self._ignores)
+        if drop:
+            self.ignored += 1
+        return not drop
+
+    def diagnostics(self, diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
+        if not self._ignores:
+            return list(diagnostics)
+        keep = self.keep
+        return [d for d in diagnostics if keep(d.code, d.metric)]
+
+
+_DIAGNOSTIC_ORDER = attrgetter("line", "column", "code")
+""":meth:`Diagnostic.sort_key` as a C-level key function."""
 
 
 def check_result(result: ParseResult, options: CheckOptions | None = None) -> CheckReport:
     """Run lint (and cardinality when asked) on a parse result; apply ignores and severities."""
     options = options or CheckOptions()
     overrides = SeverityOverrides(options.severity_overrides)
-    ignores = options.ignores
-    ignored = 0
+    ignores = _IgnoreFilter(options.ignores)
 
     findings: list[LintFinding] = []
     if options.lint:
-        for finding in lint(result.families, result.format, promtool_only=options.promtool_only):
-            if _ignored_by(ignores, finding.code, finding.metric):
-                ignored += 1
-            else:
-                findings.append(finding)
+        findings = lint(result.families, result.format, promtool_only=options.promtool_only)
+        if options.ignores:
+            findings = [f for f in findings if ignores.keep(f.code, f.metric)]
 
-    candidates: list[Diagnostic] = []
-    for diagnostic in result.diagnostics:
-        if _ignored_by(ignores, diagnostic.code, diagnostic.metric):
-            ignored += 1
-        else:
-            candidates.append(diagnostic)
+    candidates = ignores.diagnostics(result.diagnostics)
     candidates.extend(to_diagnostics(findings))
 
     cardinality: CardinalityReport | None = None
     if options.cardinality:
         cardinality = analyze(result.families, options.cardinality_options)
-        for diagnostic in cardinality.diagnostics:
-            if _ignored_by(ignores, diagnostic.code, diagnostic.metric):
-                ignored += 1
-            else:
-                candidates.append(diagnostic)
+        candidates.extend(ignores.diagnostics(cardinality.diagnostics))
 
     if overrides:
         candidates = [overrides.apply(d) for d in candidates]
-    candidates.sort(key=Diagnostic.sort_key)
+    candidates.sort(key=_DIAGNOSTIC_ORDER)
     return CheckReport(
         result=result,
         diagnostics=tuple(candidates),
         lint_findings=tuple(findings),
-        ignored=ignored,
+        ignored=ignores.ignored,
         cardinality=cardinality,
         fail_on=options.fail_on,
     )

@@ -105,7 +105,7 @@ class Ignore:
 class SeverityOverrides:
     """Severity per code: an exact code wins over a glob, globs apply in the order given."""
 
-    __slots__ = ("_exact", "_globs")
+    __slots__ = ("_exact", "_globs", "_resolved")
 
     def __init__(self, overrides: Mapping[str, Severity] | Iterable[tuple[str, Severity]] = ()) -> None:
         items = overrides.items() if isinstance(overrides, Mapping) else overrides
@@ -116,18 +116,22 @@ class SeverityOverrides:
                 self._globs.append((code, severity))
             else:
                 self._exact[code] = severity
+        self._resolved: dict[str, Severity | None] = {}
+        """What :meth:`get` answered per code, so globs are matched once per code."""
 
     def __bool__(self) -> bool:
         return bool(self._exact or self._globs)
 
     def get(self, code: str) -> Severity | None:
+        try:
+            return self._resolved[code]
+        except KeyError:
+            pass
         found = self._exact.get(code)
-        if found is not None:
-            return found
-        for pattern, severity in self._globs:
-            if fnmatchcase(code, pattern):
-                return severity
-        return None
+        if found is None:
+            found = next((severity for pattern, severity in self._globs if fnmatchcase(code, pattern)), None)
+        self._resolved[code] = found
+        return found
 
     def apply(self, diagnostic: Diagnostic) -> Diagnostic:
         severity = self.get(diagnostic.code)

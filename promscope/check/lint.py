@@ -34,6 +34,12 @@ Upstream details reproduced on purpose:
 * Untyped families are exempt from the ``_total`` and reserved-name rules.
 * Problems are sorted by metric name, then message text (promlint's order).
 
+Cost: a 1M-series input is linted without a Python loop per sample. The
+label rules first take the family's distinct label names (C-level helpers
+over all labels); only a family that has an offending name is then walked
+metric by metric, and "metric not unique" hashes the label lists as written
+when every sample names its labels in one order, sorting them only otherwise.
+
 Where promscope differs, and why:
 
 * Base units: promtool 2.42 looks the unit words up in a Go map, so for a
@@ -53,8 +59,10 @@ Where promscope differs, and why:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import chain
+from operator import attrgetter, itemgetter
 
 from promscope.codes import Code
 from promscope.model import Diagnostic, Format, Labels, MetricFamily, MetricType, Sample, Severity
@@ -301,6 +309,30 @@ def _metrics(family: MetricFamily, kind: str) -> list[Labels]:
     return list(groups.values())
 
 
+_LABELS = attrgetter("labels")
+_SAMPLE_NAME = attrgetter("name")
+_LABEL_NAME = itemgetter(0)
+
+
+def _label_names(labels: list[Labels]) -> tuple[Collection[str], bool]:
+    """The distinct label names in ``labels``, and whether every list names them alike.
+
+    The flag is True when all lists have the same names in the same order,
+    each name once: then two lists hold the same labels exactly when they
+    are equal as written, so duplicates need no sorting. Only C-level helpers
+    run per label (the names of all lists in one flat list, compared with
+    the first list's names repeated), never a Python loop per sample.
+    """
+    names: list[str] = list(map(_LABEL_NAME, chain.from_iterable(labels)))
+    template = names[: len(labels[0])]
+    uniform = (
+        names == template * len(labels)
+        and len(set(template)) == len(template)
+        and len(set(map(len, labels))) == 1
+    )
+    return set(template if uniform else names), uniform
+
+
 class _Collector:
     __slots__ = ("counts", "family", "order")
 
@@ -328,13 +360,34 @@ class _Collector:
 
 def lint_family(family: MetricFamily, fmt: Format = Format.TEXT) -> list[LintFinding]:
     """Every rule (both promlint versions) on one family, in promlint's rule order."""
-    if not family.samples:
+    return _lint_family(family, fmt, newest=True)
+
+
+def _lint_family(family: MetricFamily, fmt: Format, *, newest: bool) -> list[LintFinding]:
+    """The rules on one family; ``newest=False`` skips the newest promlint's rules.
+
+    Samples are looked at only through C-level helpers: the distinct label
+    names decide whether a label rule can fire at all, and only then are the
+    family's metrics built and counted one by one.
+    """
+    samples = family.samples
+    if not samples:
         return []
     out = _Collector(family)
     name = family.name
     lower = name.lower()
     kind = _KIND_OF_TYPE.get(family.type, _Kind.UNTYPED)
-    metrics = _metrics(family, kind)
+    # LintDuplicateMetric (newest promlint only): histograms and summaries are
+    # merged per label set by the decoder, so only one-sample-per-metric kinds.
+    check_unique = newest and kind not in (_Kind.HISTOGRAM, _Kind.SUMMARY)
+    labels: list[Labels] = []
+    uniform = False
+    if check_unique:
+        labels = list(map(_LABELS, samples))
+        label_names, uniform = _label_names(labels)
+    else:
+        label_names = set(map(_LABEL_NAME, chain.from_iterable(map(_LABELS, samples))))
+    metrics: list[Labels] | None = None
 
     # lintHelp
     if not family.help:
@@ -347,16 +400,15 @@ def lint_family(family: MetricFamily, fmt: Format = Format.TEXT) -> list[LintFin
 
     # lintCounter
     has_total = name.endswith("_total")
-    if kind == _Kind.COUNTER and fmt is Format.OPENMETRICS:
-        total = f"{name}_total"
-        has_total = has_total or any(sample.name == total for sample in family.samples)
+    if kind == _Kind.COUNTER and fmt is Format.OPENMETRICS and not has_total:
+        has_total = f"{name}_total" in set(map(_SAMPLE_NAME, samples))
     if kind == _Kind.COUNTER and not has_total:
         out.add("LINT-003", MSG_COUNTER_TOTAL)
     elif kind not in (_Kind.COUNTER, _Kind.UNTYPED) and has_total:
         out.add("LINT-004", MSG_NON_COUNTER_TOTAL)
 
     # LintGauge (newest promlint only)
-    if kind not in (_Kind.GAUGE, _Kind.UNTYPED) and name.endswith("_timestamp_seconds"):
+    if newest and kind not in (_Kind.GAUGE, _Kind.UNTYPED) and name.endswith("_timestamp_seconds"):
         out.add("LINT-013", MSG_TIMESTAMP_SECONDS)
 
     # lintHistogramSummaryReserved
@@ -369,15 +421,19 @@ def lint_family(family: MetricFamily, fmt: Format = Format.TEXT) -> list[LintFin
             out.add("LINT-005", MSG_COUNT)
         if not is_histogram and not is_summary and name.endswith("_sum"):
             out.add("LINT-005", MSG_SUM)
-        le = quantile = 0
-        for labels in metrics:
-            for label_name, _ in labels:
-                if not is_histogram and label_name == "le":
-                    le += 1
-                if not is_summary and label_name == "quantile":
-                    quantile += 1
-        out.add("LINT-006", MSG_LE, le)
-        out.add("LINT-006", MSG_QUANTILE, quantile)
+        check_le = not is_histogram and "le" in label_names
+        check_quantile = not is_summary and "quantile" in label_names
+        if check_le or check_quantile:
+            metrics = _metrics(family, kind)
+            le = quantile = 0
+            for metric in metrics:
+                for label_name, _ in metric:
+                    if check_le and label_name == "le":
+                        le += 1
+                    if check_quantile and label_name == "quantile":
+                        quantile += 1
+            out.add("LINT-006", MSG_LE, le)
+            out.add("LINT-006", MSG_QUANTILE, quantile)
 
     # lintMetricTypeInName
     for type_name in _TYPE_NAMES:
@@ -391,15 +447,13 @@ def lint_family(family: MetricFamily, fmt: Format = Format.TEXT) -> list[LintFin
     # lintCamelCase
     if _CAMEL_CASE.search(name):
         out.add("LINT-009", MSG_CAMEL_METRIC)
-    camel_labels = 0
-    camel_cache: dict[str, bool] = {}
-    for labels in metrics:
-        for label_name, _ in labels:
-            camel = camel_cache.get(label_name)
-            if camel is None:
-                camel = camel_cache[label_name] = _CAMEL_CASE.search(label_name) is not None
-            camel_labels += camel
-    out.add("LINT-010", MSG_CAMEL_LABEL, camel_labels)
+    camel = {label_name for label_name in label_names if _CAMEL_CASE.search(label_name)}
+    if camel:
+        if metrics is None:
+            metrics = _metrics(family, kind)
+        out.add(
+            "LINT-010", MSG_CAMEL_LABEL, sum(1 for m in metrics for label_name, _ in m if label_name in camel)
+        )
 
     # lintUnitAbbreviations
     abbreviations = sum(
@@ -407,12 +461,24 @@ def lint_family(family: MetricFamily, fmt: Format = Format.TEXT) -> list[LintFin
     )
     out.add("LINT-011", MSG_ABBREVIATION, abbreviations)
 
-    # LintDuplicateMetric (newest promlint only): histograms and summaries are
-    # merged per label set by the decoder, so only one-sample-per-metric kinds.
-    if kind not in (_Kind.HISTOGRAM, _Kind.SUMMARY):
-        out.add("LINT-012", MSG_NOT_UNIQUE, _duplicates(family.samples))
+    # LintDuplicateMetric
+    if check_unique:
+        out.add("LINT-012", MSG_NOT_UNIQUE, _duplicate_count(samples, labels, uniform))
 
     return out.findings()
+
+
+def _duplicate_count(samples: Sequence[Sample], labels: list[Labels], uniform: bool) -> int:
+    """:func:`_duplicates`, by hashing the label lists as written when ``uniform`` allows it.
+
+    ``labels`` are the samples' labels; ``uniform`` is :func:`_label_names`' flag.
+    """
+    if not uniform:
+        return _duplicates(samples)
+    sample_names = set(map(_SAMPLE_NAME, samples))
+    if len(sample_names) == 1:
+        return len(samples) - len(set(labels))
+    return len(samples) - len(set(zip(map(_SAMPLE_NAME, samples), labels, strict=True)))
 
 
 def _duplicates(samples: Sequence[Sample]) -> int:
@@ -456,7 +522,7 @@ def lint(
     """
     findings: list[LintFinding] = []
     for family in _merged(families):
-        for finding in lint_family(family, fmt):
+        for finding in _lint_family(family, fmt, newest=not promtool_only):
             if promtool_only and not _RULES_BY_CODE[finding.code].promtool_compatible:
                 continue
             findings.append(finding)

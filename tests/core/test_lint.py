@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import collections
 import pathlib
+import re
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from promscope.check import CheckOptions, Ignore, check, check_result
 from promscope.check.lint import (
     CODES,
+    MSG_LE,
     RULES,
+    LintFinding,
     ambiguous_in_promtool,
     lint,
     lint_family,
@@ -237,6 +242,122 @@ def test_timestamp_seconds_is_newest_promlint_only() -> None:
         'boot_timestamp_seconds non-gauge metrics should not have "_timestamp_seconds" suffix',
     ]
     assert lines(fam("boot_timestamp_seconds", MetricType.GAUGE), promtool_only=False) == []
+
+
+# --- the label rules against a sample-by-sample reference ------------------------------------------
+
+_REFERENCE_KIND = {
+    MetricType.HISTOGRAM: "histogram",
+    MetricType.GAUGEHISTOGRAM: "histogram",
+    MetricType.SUMMARY: "summary",
+    MetricType.UNKNOWN: "untyped",
+}
+
+
+def reference_label_counts(family: MetricFamily) -> collections.Counter[str]:
+    """LINT-006, LINT-010 and LINT-012 as promlint counts them, one sample at a time, no shortcuts."""
+    kind = _REFERENCE_KIND.get(family.type, "other")
+    special = {"histogram": "le", "summary": "quantile"}.get(kind)
+    metrics: dict[object, tuple[tuple[str, str], ...]] = {}
+    for index, sample in enumerate(family.samples):
+        if special is None:
+            metrics[index] = sample.labels
+        else:
+            kept = tuple(pair for pair in sample.labels if pair[0] != special)
+            metrics.setdefault(tuple(sorted(kept)), kept)
+    counts: collections.Counter[str] = collections.Counter()
+    for labels in metrics.values():
+        for name, _ in labels:
+            if kind != "untyped" and kind != "histogram" and name == "le":
+                counts["LINT-006 le"] += 1
+            if kind != "untyped" and kind != "summary" and name == "quantile":
+                counts["LINT-006 quantile"] += 1
+            if re.search("[a-z][A-Z]", name):
+                counts["LINT-010"] += 1
+    if special is None:
+        keys = [(s.name, tuple(sorted(s.labels))) for s in family.samples]
+        counts["LINT-012"] = len(keys) - len(set(keys))
+    return +counts
+
+
+def label_counts(findings: list[LintFinding]) -> collections.Counter[str]:
+    out: collections.Counter[str] = collections.Counter()
+    for finding in findings:
+        if finding.code == "LINT-006":
+            out["LINT-006 le" if finding.message == MSG_LE else "LINT-006 quantile"] += finding.count
+        elif finding.code in ("LINT-010", "LINT-012"):
+            out[finding.code] += finding.count
+    return out
+
+
+_NAMES = st.sampled_from(["job", "instance", "le", "quantile", "podName", "a", "b"])
+_VALUES = st.sampled_from(["1", "2"])
+
+
+@st.composite
+def label_families(draw: st.DrawFn) -> MetricFamily:
+    """Families whose samples share one label order (the fast path), or leave it in every way:
+    reordered labels, a missing or extra label, repeated names, duplicate series, other sample names."""
+    type_ = draw(st.sampled_from(list(MetricType)))
+    template = draw(st.lists(_NAMES, max_size=4, unique=draw(st.booleans())))
+    shapes = draw(
+        st.sampled_from(
+            [
+                ["same"],
+                ["same", "shuffled"],
+                ["same", "twice"],
+                ["same", "shuffled", "shorter", "longer", "repeated", "twice"],
+            ]
+        )
+    )
+    samples = []
+    for _ in range(draw(st.integers(1, 12))):
+        labels = [(name, draw(_VALUES)) for name in template]
+        shape = draw(st.sampled_from(shapes))
+        if shape == "shuffled":
+            labels = draw(st.permutations(labels))
+        elif shape == "shorter" and labels:
+            labels.pop(draw(st.integers(0, len(labels) - 1)))
+        elif shape == "longer":
+            labels.insert(draw(st.integers(0, len(labels))), (draw(_NAMES), draw(_VALUES)))
+        elif shape == "repeated" and labels:
+            labels.append(labels[0])
+        elif shape == "twice":  # the names twice over, in order: a, b, a, b
+            labels += [(name, draw(_VALUES)) for name in template]
+        name = draw(st.sampled_from(["m", "m", "m", "m_total", "m_created", "m_bucket"]))
+        samples.append(Sample(name, tuple(labels), 1.0))
+    return MetricFamily("m", type_, "help", None, tuple(samples), 1)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(label_families(), st.sampled_from([Format.TEXT, Format.OPENMETRICS]))
+def test_label_rules_count_like_a_sample_by_sample_reference(family: MetricFamily, fmt: Format) -> None:
+    assert label_counts(lint_family(family, fmt)) == reference_label_counts(family)
+    promtool_only = label_counts(lint([family], fmt, promtool_only=True))
+    assert promtool_only == reference_label_counts(family) - collections.Counter({"LINT-012": 10**9})
+
+
+def test_duplicates_in_one_label_order_are_counted_without_sorting() -> None:
+    # Same names in the same order everywhere: equal as written is equal as a set.
+    family = fam("g", MetricType.GAUGE, *[("g", {"a": str(i % 3), "b": "x"}) for i in range(9)])
+    assert lines(family, promtool_only=False) == ["g metric not unique"] * 6
+    # One sample with the labels the other way round still duplicates the first.
+    reordered = fam("g", MetricType.GAUGE, ("g", {"a": "1", "b": "x"}), ("g", {"b": "x", "a": "1"}))
+    assert lines(reordered, promtool_only=False) == ["g metric not unique"]
+    # All the label names in a row repeat the first sample's (a), lengths evened out by the two
+    # unlabelled samples, but a=1,a=2 and a=2,a=1 are still one series (and so are the two {}).
+    twice = MetricFamily(
+        "g",
+        MetricType.GAUGE,
+        "help",
+        None,
+        tuple(
+            Sample("g", labels, 1.0)
+            for labels in [(("a", "1"),), (("a", "1"), ("a", "2")), (), (("a", "2"), ("a", "1")), ()]
+        ),
+        1,
+    )
+    assert lines(twice, promtool_only=False) == ["g metric not unique"] * 2
 
 
 # --- order, diagnostics, options -------------------------------------------------------------------
