@@ -116,6 +116,49 @@ class FileOutcome:
         text = self.source.decode("utf-8", "replace")
         return [line.removesuffix("\r") for line in text.split("\n")]
 
+    def source_line_texts(self, numbers: Iterable[int]) -> dict[int, str]:
+        """Lines ``numbers`` (1-based) of :meth:`source_lines`, without splitting the whole input.
+
+        Only the wanted lines are decoded; the rest is skipped by counting
+        newlines a block at a time, so a diagnostic in a 1M-line file costs
+        one pass of ``bytes.count``, not a list of a million strings.
+        Numbers past the end are left out.
+        """
+        data = self.source
+        found: dict[int, str] = {}
+        if data is None:
+            return found
+        line, position = 1, 0
+        for number in sorted({n for n in numbers if n > 0}):
+            position = _skip_lines(data, position, number - line)
+            if position < 0:
+                break
+            line = number
+            end = data.find(b"\n", position)
+            raw = data[position:] if end < 0 else data[position:end]
+            found[number] = raw.decode("utf-8", "replace").removesuffix("\r")
+        return found
+
+
+_SKIP_BLOCK = 1 << 16
+"""Bytes whose newlines :func:`_skip_lines` counts at once."""
+
+
+def _skip_lines(data: bytes, position: int, count: int) -> int:
+    """Where the line ``count`` lines after the one starting at ``position`` starts, or -1."""
+    while count > 0:
+        end = min(len(data), position + _SKIP_BLOCK)
+        newlines = data.count(b"\n", position, end)
+        if newlines >= count:
+            for _ in range(count):
+                position = data.index(b"\n", position) + 1
+            return position
+        if end >= len(data):
+            return -1
+        count -= newlines
+        position = end
+    return position
+
 
 @dataclass(frozen=True, slots=True)
 class CheckRun:
@@ -214,7 +257,7 @@ def _report_text(run: CheckRun, out: IO[str], err: IO[str], style: Styler, quiet
     for outcome in run.files:
         if outcome.error is not None:
             continue  # the command has already said so on stderr, in one line
-        lines: list[str] | None = None
+        lines: dict[int, str] | None = None
         for diagnostic in outcome.diagnostics:
             if quiet and not run.is_failure(diagnostic):
                 continue
@@ -226,10 +269,11 @@ def _report_text(run: CheckRun, out: IO[str], err: IO[str], style: Styler, quiet
             if quiet or diagnostic.line <= 0 or outcome.source is None:
                 continue
             if lines is None:
-                lines = outcome.source_lines()
-            if diagnostic.line > len(lines):
+                lines = outcome.source_line_texts(d.line for d in outcome.diagnostics)
+            line_text = lines.get(diagnostic.line)
+            if line_text is None:
                 continue
-            shown, caret = _snippet(lines[diagnostic.line - 1], diagnostic.column)
+            shown, caret = _snippet(line_text, diagnostic.column)
             gutter = " " * len(str(diagnostic.line))
             out.write(f" {style(str(diagnostic.line), 'blue')} {style('|', 'blue')} {shown}\n")
             if caret >= 0:

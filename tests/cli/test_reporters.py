@@ -8,6 +8,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from cli import reporters
 from cli.reporters import (
     JSON_SCHEMA_VERSION,
     OUTPUTS,
@@ -130,6 +131,41 @@ def test_text_cuts_a_long_line_around_the_column() -> None:
     source_line, caret_line = out.splitlines()[1:3]
     assert len(source_line) < 200
     assert source_line[caret_line.index("^")] == "!"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        b"",
+        b"a 1\n",
+        b"no newline at the end",
+        b"a 1\r\nb 2\r\n\r\n",
+        b"cut \xe2\x82\nbad \xff byte\n\n\n",
+        b"".join(b"line %d %s\n" % (i, b"x" * (i % 13)) for i in range(60)),
+    ],
+    ids=["empty", "one-line", "no-final-newline", "crlf", "invalid-utf8", "many-lines"],
+)
+def test_quoted_lines_are_the_lines_of_the_whole_split(
+    source: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reporters, "_SKIP_BLOCK", 7)  # newlines counted across many blocks
+    outcome = FileOutcome("x.prom", "text", source=source)
+    every = outcome.source_lines()
+    expected = {number: text for number, text in enumerate(every, start=1)}
+    assert outcome.source_line_texts(range(-1, len(every) + 3)) == expected
+    wanted = [len(every), 3, 1, 3, len(every) + 1]
+    assert outcome.source_line_texts(wanted) == {n: expected[n] for n in wanted if n in expected}
+
+
+def test_text_quotes_a_far_line_without_splitting_the_input(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_split(self: FileOutcome) -> list[str]:
+        raise AssertionError("the whole input was split into lines")
+
+    monkeypatch.setattr(FileOutcome, "source_lines", no_split)
+    source = b"ok 1\n" * 100_000 + b"fooBar 1\n"
+    diagnostic = Diagnostic("LINT-009", Severity.STYLE, 100_001, 1, "snake_case please", "fooBar")
+    text, _ = render("text", CheckRun(files=(FileOutcome("big.prom", "text", (diagnostic,), source=source),)))
+    assert text.splitlines()[1:3] == [" 100001 | fooBar 1", "        | ^"]
 
 
 def test_text_unreadable_inputs_are_left_to_the_command_on_stderr() -> None:
