@@ -311,15 +311,13 @@ def _check_one(name: str, settings: _Settings, *, promtool: bool) -> FileOutcome
 
 
 def _promtool_outcome(checked: CheckReport, base: FileOutcome) -> FileOutcome:
-    """promtool's view: a syntax error is fatal, else promlint's findings with promtool's repeats."""
+    """promtool's view: input its decoder rejects is fatal (a syntax error, or quoted names, which
+    promtool 2.42 predates), else promlint's findings with promtool's repeats."""
     from promscope.check.lint import to_diagnostics
 
-    errors = checked.syntax_errors()
-    if errors:
-        first = min(errors, key=lambda d: d.sort_key())
-        where = f"in line {first.line}: " if first.line > 0 else ""
-        kind = "protobuf" if base.format == "protobuf" else "text format"
-        return dataclasses.replace(base, source=None, error=f"{kind} parsing error {where}{first.message}")
+    error = checked.promtool_error()
+    if error is not None:
+        return dataclasses.replace(base, source=None, error=error)
     diagnostics = []
     for finding in checked.lint_findings:
         diagnostics.extend(to_diagnostics([finding]) * finding.count)

@@ -143,13 +143,14 @@ class CheckReport:
         """Why promtool 2.42 could not parse this input (after ``error while linting: ``), or None.
 
         A syntax error, or quoted names (text format 1.0.0), which its decoder
-        predates.
+        predates. Protobuf input says ``protobuf parsing error``.
         """
         errors = self.syntax_errors()
         if errors:
             first = min(errors, key=Diagnostic.sort_key)
             where = f"in line {first.line}: " if first.line > 0 else ""
-            return f"text format parsing error {where}{first.message}"
+            kind = "protobuf" if self.result.format is Format.PROTOBUF else "text format"
+            return f"{kind} parsing error {where}{first.message}"
         if self.result.format is Format.TEXT and self.result.extra.get("version") == "1.0.0":
             return (
                 "text format parsing error: quoted metric or label names (text format 1.0.0) need promtool 3"

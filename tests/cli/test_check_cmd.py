@@ -25,6 +25,8 @@ LINTY = b"# TYPE requests counter\nrequests 1\n"
 """Parses cleanly; promlint objects twice (no help text, counter without _total)."""
 BROKEN = b'# HELP a_total A.\n# TYPE a_total counter\na_total{path="/x" 1\n'
 """A label set that is never closed: a syntax error on line 3."""
+QUOTED = b'# HELP "my.metric" M.\n# TYPE "my.metric" gauge\n{"my.metric",a="1"} 1\n'
+"""Text format 1.0.0 (a quoted UTF-8 name): promscope parses it, promtool 2.42's decoder cannot."""
 
 
 @pytest.fixture(autouse=True)
@@ -388,6 +390,16 @@ def test_promtool_mode_lines_and_exit_codes(tmp_path: Path) -> None:
     assert missing.stderr == "error while linting: missing.prom: no such file\n"
 
 
+@pytest.mark.parametrize("data", [QUOTED, b'x{"label.name"="1"} 1\n'], ids=["metric", "label"])
+def test_promtool_mode_cannot_lint_quoted_names_like_promtool_242(tmp_path: Path, data: bytes) -> None:
+    result = run("-o", "promtool", write(tmp_path, "quoted.prom", data))
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr.startswith("error while linting: text format parsing error")
+    assert result.stderr.count("\n") == 1
+    assert run(write(tmp_path, "quoted.prom", data)).exit_code == ExitCode.OK  # promscope itself reads it
+
+
 PARITY_INPUTS = {
     "clean": CLEAN,
     "counter_without_total": LINTY,
@@ -424,24 +436,32 @@ def test_promtool_mode_matches_real_promtool(name: str) -> None:
 
 
 @pytest.mark.integration
-def test_promtool_mode_parse_failure_matches_promtool_shape() -> None:
+@pytest.mark.parametrize(
+    ("data", "prefix"),
+    [
+        (BROKEN, b"error while linting: text format parsing error in line 3: "),
+        (QUOTED, b"error while linting: text format parsing error"),
+    ],
+    ids=["syntax-error", "quoted-name"],
+)
+def test_promtool_mode_parse_failure_matches_promtool_shape(data: bytes, prefix: bytes) -> None:
     promtool = Path("/usr/bin/promtool")
     if not promtool.exists():
         pytest.skip("promtool not installed (apt-get install prometheus)")
     upstream = subprocess.run(
-        [str(promtool), "check", "metrics"], input=BROKEN, capture_output=True, timeout=60
+        [str(promtool), "check", "metrics"], input=data, capture_output=True, timeout=60
     )
     ours = subprocess.run(
         [sys.executable, "-m", "cli.main", "check", "-o", "promtool"],
-        input=BROKEN,
+        input=data,
         capture_output=True,
         cwd=REPO,
         timeout=60,
     )
     assert ours.returncode == upstream.returncode == 1
-    prefix = b"error while linting: text format parsing error in line 3: "
     assert upstream.stderr.startswith(prefix)
     assert ours.stderr.startswith(prefix)
+    assert ours.stderr.count(b"\n") == upstream.stderr.count(b"\n") == 1
 
 
 # -- as a process -------------------------------------------------------------------------------------
