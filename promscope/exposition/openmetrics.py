@@ -33,11 +33,14 @@ from promscope.exposition._lex import (
     LEGACY_METRIC_NAME,
     QUOTED,
     Interner,
+    LabelBodies,
     SegmentCache,
+    count_lines,
+    new_sample,
     parse_go_float,
     unescape,
 )
-from promscope.model import Exemplar, MetricFamily, MetricType, Sample, Severity
+from promscope.model import Exemplar, Labels, MetricFamily, MetricType, Sample, Severity
 
 __all__ = ["CODES", "SUFFIXES", "parse_openmetrics"]
 
@@ -97,11 +100,14 @@ _OM_TYPES = {t.value: t for t in MetricType}
 
 _FAST = re.compile(
     r"([a-zA-Z_:][a-zA-Z0-9_:]*)"
-    r"(?:\{([^{}]*)\})?"
+    r"(?:\{(?:([^\n]*)\")?\})?"
     r" ([-+0-9.eE]+|[-+]?(?i:inf(?:inity)?)|(?i:nan))"
     r"(?: ([-+0-9.eE]+))?"
+    r"(?:\n|\Z)"
 )
-"""The common sample line: no exemplar; labels checked piece by piece after the match."""
+"""The common sample line with its newline, matched where the line starts in the whole text: no
+exemplar. Group 2 is the label body without its closing quote, ``None`` for ``{}`` or no braces;
+it is only checked loosely here (it may hold braces), :class:`LabelBodies` validates it."""
 
 _REALNUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _METADATA = re.compile(r"# (TYPE|HELP|UNIT)(?: (.*))?")
@@ -144,9 +150,18 @@ class _OpenMetricsParser:
         self.current: _Family | None = None
         self.interner = Interner()
         self.segments = SegmentCache(self.interner)
+        self.bodies = LabelBodies(self.segments)
         self.samples = 0
         self.stopped = False
         self.lineno = 0
+        self.eof_at = 0
+        # Lines at most this long cannot hold a label name/value over the limits nor too many labels.
+        self.roomy = min(
+            limits.max_line_length,
+            limits.max_label_name_length,
+            limits.max_label_value_length,
+            4 * limits.max_labels,
+        )
 
     # --- families ---------------------------------------------------------------------------
 
@@ -233,114 +248,115 @@ class _OpenMetricsParser:
     # --- lines ------------------------------------------------------------------------------
 
     def parse(self, text: str) -> tuple[list[MetricFamily], int]:
-        lines = text.split("\n") if text else []
-        if text.endswith("\n"):
-            lines.pop()  # "# EOF\n": the spec's optional final LF
         gc_was_enabled = gc.isenabled()
         gc.disable()  # see text.py: nothing here forms cycles
         try:
-            self._loop(lines)
+            lines = self._loop(text)
         finally:
             if gc_was_enabled:
                 gc.enable()
-        return [family.freeze() for family in self.order], len(lines)
+        return [family.freeze() for family in self.order], lines
 
-    def _loop(self, lines: list[str]) -> None:
-        fast = _FAST.fullmatch
-        segment_get = self.segments.cache.get
-        careful = self.careful
+    def _loop(self, text: str) -> int:
+        """The hot loop, as in text.py: lines are matched in place. Returns the line count."""
+        fast = _FAST.match
+        read_body = self.bodies.read
+        reject = self.reject
         limits = self.limits
-        max_line = limits.max_line_length
-        roomy = min(
-            max_line, limits.max_label_name_length, limits.max_label_value_length, 4 * limits.max_labels
-        )
+        roomy = self.roomy
         direct = limits.max_samples <= 0
         infinities = (_INF, _NINF)
         intern = self.interner.value.setdefault
         allowed, append = self.current_allowed()
-        eof_at = 0
-        for lineno, line in enumerate(lines, 1):
-            if eof_at:
-                self.sink.error(
-                    AFTER_EOF,
-                    lineno,
-                    1,
-                    f"{len(lines) - lineno + 1} line(s) after # EOF (line {eof_at}); the exposition must end "
-                    "there (one final newline allowed)",
-                )
-                break
-            if len(line) > roomy:
-                if len(line) > max_line:
-                    self.sink.error(
-                        _decode.LINE_TOO_LONG,
-                        lineno,
-                        0,
-                        f"line is {len(line)} characters long, over the limit of {max_line}; skipped",
-                    )
-                else:
-                    careful(line, lineno)
+        size = len(text)
+        position = 0
+        lineno = 0
+        while position < size:
+            lineno += 1
+            start = position
+            match = fast(text, start)
+            if match is None or (
+                match.end() - start > roomy and match.end() - start - (text[match.end() - 1] == "\n") > roomy
+            ):
+                position = reject(text, start, lineno)
+                if self.eof_at:
+                    if position < size:
+                        lines = count_lines(text)
+                        self.sink.error(
+                            AFTER_EOF,
+                            lineno + 1,
+                            1,
+                            f"{lines - lineno} line(s) after # EOF (line {lineno}); the exposition must end "
+                            "there (one final newline allowed)",
+                        )
+                        return lines
+                    return lineno
                 allowed, append = self.current_allowed()
                 continue
-            match = fast(line)
-            if match is None:
-                if line == "# EOF":
-                    eof_at = lineno
-                    continue
-                careful(line, lineno)
-                allowed, append = self.current_allowed()
-                continue
+            position = match.end()
             name, body, raw_value, raw_ts = match.groups()
             try:
                 value = float(raw_value)
                 timestamp = None if raw_ts is None else float(raw_ts)
             except ValueError:
-                careful(line, lineno)
+                position = reject(text, start, lineno)
                 allowed, append = self.current_allowed()
                 continue
-            if body:
-                if body[-1] != '"':
-                    careful(line, lineno)
-                    allowed, append = self.current_allowed()
-                    continue
-                parts = body[:-1].split('",')
-                found = tuple(map(segment_get, parts))
-                if None in found:
-                    checked = self.segments.labels(parts)
-                    if checked is None or (len(checked) > 1 and len(dict(checked)) != len(checked)):
-                        careful(line, lineno)
-                        allowed, append = self.current_allowed()
-                        continue
-                    labels = checked
-                elif len(found) > 1 and len(dict(found)) != len(found):  # type: ignore[arg-type]
-                    careful(line, lineno)
-                    allowed, append = self.current_allowed()
-                    continue
-                else:
-                    labels = found  # type: ignore[assignment]
-            else:
+            labels: Labels | None
+            if body is None:
                 labels = ()
+            else:
+                labels = read_body(body)
+                if labels is None:
+                    position = reject(text, start, lineno)
+                    allowed, append = self.current_allowed()
+                    continue
             if (value in infinities and parse_go_float(raw_value)[0] is None) or (
                 timestamp is not None and (timestamp in infinities or _REALNUMBER.fullmatch(raw_ts) is None)
             ):
-                careful(line, lineno)
+                position = reject(text, start, lineno)
                 allowed, append = self.current_allowed()
                 continue
             name = intern(name, name)
             if direct and name in allowed:
-                append(Sample(name, labels, value, timestamp, None, lineno))  # type: ignore[misc]
+                append(new_sample(name, labels, value, timestamp, lineno))  # type: ignore[misc]
                 continue
-            self.add(Sample(name, labels, value, timestamp, None, lineno))
+            self.add(new_sample(name, labels, value, timestamp, lineno))
             if self.stopped:
-                return
+                return count_lines(text)
             allowed, append = self.current_allowed()
-        if not eof_at and not self.stopped:
+        if not self.stopped:
             self.sink.error(
                 MISSING_EOF,
-                len(lines),
+                lineno,
                 0,
                 "the exposition does not end with '# EOF'; OpenMetrics requires it so a truncated "
                 "body is told apart from a complete one",
             )
+        return lineno
+
+    def reject(self, text: str, start: int, lineno: int) -> int:
+        """The line at ``start`` is not for the fast path; returns where the next line starts."""
+        end = text.find("\n", start)
+        if end < 0:
+            end = len(text)
+        line = text[start:end]
+        if len(line) > self.roomy:
+            max_line = self.limits.max_line_length
+            if len(line) > max_line:
+                self.sink.error(
+                    _decode.LINE_TOO_LONG,
+                    lineno,
+                    0,
+                    f"line is {len(line)} characters long, over the limit of {max_line}; skipped",
+                )
+            else:
+                self.careful(line, lineno)
+        elif line == "# EOF":
+            self.eof_at = lineno
+        else:
+            self.careful(line, lineno)
+        return end + 1
 
     def careful(self, line: str, lineno: int) -> None:
         self.lineno = lineno

@@ -7,11 +7,12 @@ message says so.
 
 Parsing is line by line. Each line first meets :data:`_FAST`, one precompiled
 pattern for the common well-formed sample line (``name{a="b",…} value [ts]``
-with single spaces and no escapes); only a line that fails it goes through the
-careful path, which tokenises it with positions and produces the precise
-diagnostic (``column``, ``expected '=' after label name``…). A line with a
-problem contributes no sample; the next line starts afresh, so every problem
-in the body is found in one pass.
+with single spaces and no escapes), matched in place in the whole text so the
+body is never split into a list of lines; only a line that fails it goes
+through the careful path, which tokenises it with positions and produces the
+precise diagnostic (``column``, ``expected '=' after label name``…). A line
+with a problem contributes no sample; the next line starts afresh, so every
+problem in the body is found in one pass.
 
 Samples are grouped into families as ``expfmt.TextParser`` does: a sample
 whose name is a known family goes there; else ``foo_sum``/``foo_count`` go to
@@ -35,11 +36,14 @@ from promscope.exposition._lex import (
     LEGACY_METRIC_NAME,
     QUOTED,
     Interner,
+    LabelBodies,
     SegmentCache,
+    count_lines,
+    new_sample,
     parse_go_float,
     unescape,
 )
-from promscope.model import MetricFamily, MetricType, Sample, Severity
+from promscope.model import Labels, MetricFamily, MetricType, Sample, Severity
 
 __all__ = ["CODES", "parse_text"]
 
@@ -86,12 +90,15 @@ _TEXT_TYPES = {
 
 _FAST = re.compile(
     r"([a-zA-Z_:][a-zA-Z0-9_:]*)"
-    r"(?:\{([^{}]*)\})?"
+    r"(?:\{(?:([^\n]*)\",?)?\})?"
     r" ([-+0-9.eE]+|[-+]?(?i:inf(?:inity)?)|(?i:nan))"
     r"(?: ([0-9]{1,18}))?"
+    r"(?:\n|\Z)"
 )
-"""The common sample line: single spaces, a timestamp that cannot overflow. The label body is
-only checked loosely here; :meth:`_TextParser.segments` validates it piece by piece."""
+"""The common sample line with its newline, matched where the line starts in the whole text:
+single spaces, a timestamp that cannot overflow. Group 2 is the label body without its closing
+quote (nor the trailing comma Prometheus allows), ``None`` for ``{}`` or no braces; it is only
+checked loosely here (it may hold braces), :class:`LabelBodies` validates it piece by piece."""
 
 _WS = re.compile(r"[ \t]*")
 _TOKEN = re.compile(r"[^ \t]*")
@@ -136,6 +143,7 @@ class _TextParser:
         self.current: _Family | None = None
         self.interner = Interner()
         self.segments = SegmentCache(self.interner)
+        self.bodies = LabelBodies(self.segments)
         self.quoted = False
         self.samples = 0
         self.stopped = False
@@ -213,109 +221,109 @@ class _TextParser:
                 f"are {name}_bucket, {name}_sum and {name}_count (expfmt drops this value)",
                 name,
             )
-        family.samples.append(Sample(name, labels, value, ts, None, n))
+        family.samples.append(new_sample(name, labels, value, ts, n))
         self.samples += 1
 
     # --- lines ------------------------------------------------------------------------------
 
     def parse(self, text: str) -> tuple[list[MetricFamily], int]:
-        lines = text.split("\n")
-        if lines and lines[-1] == "":
-            lines.pop()
         # The cyclic GC would walk every sample built so far, again and again, while nothing
         # built here can form a cycle; pausing it saves a tenth of the time on big bodies.
         gc_was_enabled = gc.isenabled()
         gc.disable()
         try:
-            self._loop(lines)
+            lines = self._loop(text)
         finally:
             if gc_was_enabled:
                 gc.enable()
-        return [family.freeze() for family in self.order], len(lines)
+        return [family.freeze() for family in self.order], lines
 
-    def _loop(self, lines: list[str]) -> None:
-        """The hot loop: the fast path inline, everything else in methods."""
-        fast = _FAST.fullmatch
-        segment_get = self.segments.cache.get
+    def _loop(self, text: str) -> int:
+        """The hot loop: the fast path inline, everything else in methods. Returns the line count.
+
+        ``position`` is where the current line starts; a line's end is its newline or the
+        end of the text (a final newline does not start another line).
+        """
+        fast = _FAST.match
+        read_body = self.bodies.read
         by_sample_get = self.by_sample.get
-        careful = self.careful
+        reject = self.reject
         limits = self.limits
-        max_line = limits.max_line_length
         # Lines at most this long cannot hold a label name/value over the limits nor too many labels.
         roomy = min(
-            max_line, limits.max_label_name_length, limits.max_label_value_length, 4 * limits.max_labels
+            limits.max_line_length,
+            limits.max_label_name_length,
+            limits.max_label_value_length,
+            4 * limits.max_labels,
         )
         direct = limits.max_samples <= 0
         infinities = (_INF, _NINF)
         current: _Family | None = None
         append: Callable[[Sample], None] | None = None
-        for lineno, line in enumerate(lines, 1):
-            if len(line) > roomy:
-                if len(line) > max_line:
-                    self.sink.error(
-                        _decode.LINE_TOO_LONG,
-                        lineno,
-                        0,
-                        f"line is {len(line)} characters long, over the limit of {max_line}; skipped",
-                    )
-                else:
-                    careful(line, lineno)
+        size = len(text)
+        position = 0
+        lineno = 0
+        while position < size:
+            lineno += 1
+            start = position
+            match = fast(text, start)
+            if match is None:
+                position = reject(text, start, lineno)
                 current, append = self.current_append()
                 continue
-            match = fast(line)
-            if match is None:
-                careful(line, lineno)
+            position = match.end()
+            if position - start > roomy and position - start - (text[position - 1] == "\n") > roomy:
+                position = reject(text, start, lineno)
                 current, append = self.current_append()
                 continue
             name, body, raw_value, raw_ts = match.groups()
             try:
                 value = float(raw_value)
             except ValueError:
-                careful(line, lineno)
+                position = reject(text, start, lineno)
                 current, append = self.current_append()
                 continue
-            if body:
-                # Without escapes a value holds no '"', so '",' only ever ends a label.
-                if body[-1] == '"':
-                    parts = body[:-1].split('",')
-                elif body[-2:] == '",':
-                    parts = body[:-2].split('",')
-                else:
-                    careful(line, lineno)
-                    current, append = self.current_append()
-                    continue
-                found = tuple(map(segment_get, parts))
-                if None in found:
-                    checked = self.segments.labels(parts)
-                    if checked is None or (len(checked) > 1 and len(dict(checked)) != len(checked)):
-                        careful(line, lineno)
-                        current, append = self.current_append()
-                        continue
-                    labels = checked
-                elif len(found) > 1 and len(dict(found)) != len(found):  # type: ignore[arg-type]
-                    careful(line, lineno)
-                    current, append = self.current_append()
-                    continue
-                else:
-                    labels = found  # type: ignore[assignment]
-            else:
+            labels: Labels | None
+            if body is None:
                 labels = ()
+            else:
+                labels = read_body(body)
+                if labels is None:
+                    position = reject(text, start, lineno)
+                    current, append = self.current_append()
+                    continue
             if value in infinities and parse_go_float(raw_value)[0] is None:
-                careful(line, lineno)
+                position = reject(text, start, lineno)
                 current, append = self.current_append()
                 continue
+            timestamp = None if raw_ts is None else int(raw_ts) / 1000
             entry = by_sample_get(name)
             if entry is not None and entry[1] is current and direct:
-                append(  # type: ignore[misc]
-                    Sample(
-                        entry[0], labels, value, None if raw_ts is None else int(raw_ts) / 1000, None, lineno
-                    )
-                )
+                append(new_sample(entry[0], labels, value, timestamp, lineno))  # type: ignore[misc]
                 continue
-            self.add(name, labels, value, None if raw_ts is None else int(raw_ts) / 1000, lineno)
+            self.add(name, labels, value, timestamp, lineno)
             if self.stopped:
-                return
+                return count_lines(text)
             current, append = self.current_append()
+        return lineno
+
+    def reject(self, text: str, start: int, lineno: int) -> int:
+        """The line at ``start`` is not for the fast path; returns where the next line starts."""
+        end = text.find("\n", start)
+        if end < 0:
+            end = len(text)
+        line = text[start:end]
+        max_line = self.limits.max_line_length
+        if len(line) > max_line:
+            self.sink.error(
+                _decode.LINE_TOO_LONG,
+                lineno,
+                0,
+                f"line is {len(line)} characters long, over the limit of {max_line}; skipped",
+            )
+        else:
+            self.careful(line, lineno)
+        return end + 1
 
     def current_append(self) -> tuple[_Family | None, Callable[[Sample], None] | None]:
         current = self.current

@@ -74,6 +74,28 @@ def test_final_newline_after_eof_is_optional() -> None:
     assert [c for _, _, c in found("m 1\n# EOF\n\n")] == [openmetrics.AFTER_EOF]
 
 
+def test_lines_after_eof_are_counted_and_not_read() -> None:
+    result = run("m 1\n# EOF\nm 2\n\nm{ 3\n")
+    assert [(d.line, d.code) for d in result.diagnostics] == [(3, openmetrics.AFTER_EOF)]
+    assert "3 line(s) after # EOF (line 2)" in result.diagnostics[0].message
+    assert [s.value for s in result.families[0].samples] == [1.0]
+    assert result.lines == 5
+
+
+def test_label_bodies_shared_with_the_previous_line_are_still_checked() -> None:
+    body = 'm{a="1",b="2"} 1\nm{a="1",a="2"} 2\nm{a="1",b="3"} 3\nm{a="1",b="3",} 4\nm{a="1"} 5\n# EOF\n'
+    result = run(body)
+    assert [(d.line, d.code) for d in result.diagnostics] == [
+        (2, openmetrics.DUPLICATE_LABEL),
+        (4, openmetrics.SYNTAX),
+    ]
+    assert [(s.labels, s.value) for s in result.families[0].samples] == [
+        ((("a", "1"), ("b", "2")), 1.0),
+        ((("a", "1"), ("b", "3")), 3.0),
+        ((("a", "1"),), 5.0),
+    ]
+
+
 def test_type_decides_the_sample_names_a_family_may_have() -> None:
     for type_word, good in [
         ("counter", ["x_total", "x_created"]),

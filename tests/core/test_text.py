@@ -102,6 +102,82 @@ def test_label_pairs_and_names_are_shared_between_samples() -> None:
     assert first.name is second.name
 
 
+_BODIES = [
+    # all but the last label shared: one look-up; then a repeated name in the last place
+    'm{a="1",b="2",le="1"} 1',
+    'm{a="1",b="2",le="2"} 2',
+    'm{a="1",b="2",a="3"} 3',
+    'm{a="1",b="2",b="3"} 4',
+    'm{a="1",b="2",le="3"} 5',
+    # the remembered body without its last label (a _sum after the _bucket lines)
+    'm{a="1",b="2"} 6',
+    'm{a="1",b="2",} 7',
+    # all but the last two shared, same names; then other names, a repeat, a quote, braces
+    'm{a="1",b="4",le="1"} 8',
+    'm{a="1",c="4",le="1"} 9',
+    'm{a="1",a="4",le="1"} 10',
+    'm{a="1",b="4",b="1"} 11',
+    'm{a="1",b="4",le="x\\"y"} 12',
+    'm{a="1",b="}",le="{"} 13',
+    'm{a="1"} 14',
+    'm{a="1",a="1"} 15',
+    'm{"} 16',
+    'm{",} 17',
+    "m{} 18",
+]
+
+
+def sample_view(body: str) -> list[tuple[int, tuple[tuple[str, str], ...]]]:
+    result = run(body)
+    samples = [s for family in result.families for s in family.samples]
+    return sorted((int(s.value), s.labels) for s in samples) + [
+        (d.line, (("code", d.code),)) for d in result.diagnostics
+    ]
+
+
+def test_remembered_label_bodies_read_as_each_line_alone() -> None:
+    """The fast path reuses the previous body's labels; every line must read as it does alone."""
+    together = sample_view("\n".join(_BODIES) + "\n")
+    alone: list[tuple[int, tuple[tuple[str, str], ...]]] = []
+    for lineno, line in enumerate(_BODIES, 1):
+        for value, labels in sample_view(line + "\n"):
+            alone.append((lineno if labels and labels[0][0] == "code" else value, labels))
+    assert sorted(together) == sorted(alone)
+    assert [line for line, labels in together if labels and labels[0][0] == "code"] == [
+        3,
+        4,
+        10,
+        11,
+        15,
+        16,
+        17,
+    ]
+
+
+def test_new_sample_equals_the_dataclass_constructor() -> None:
+    from promscope.exposition._lex import new_sample
+    from promscope.model import Sample
+
+    labels = (("a", "1"),)
+    made = new_sample("m", labels, 1.5, 2.0, 7)
+    assert type(made) is Sample
+    assert made == Sample("m", labels, 1.5, 2.0, None, 7)
+    assert hash(made) == hash(Sample("m", labels, 1.5, 2.0, None, 7))
+    assert (made.exemplar, made.native_histogram) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("body", "lines"),
+    [("", 0), ("\n", 1), ("m 1", 1), ("m 1\n", 1), ("m 1\n\n", 2), ("# c\nm 1\nm{", 3), ("m{\nm 1\n", 2)],
+)
+def test_line_count_and_numbers(body: str, lines: int) -> None:
+    result = run(body)
+    assert result.lines == lines
+    assert [s.line for f in result.families for s in f.samples] == [
+        n for n, line in enumerate(body.split("\n"), 1) if line == "m 1"
+    ]
+
+
 # --- grouping -----------------------------------------------------------------------------------
 
 
