@@ -222,9 +222,21 @@ def _location(path: str, diagnostic: Diagnostic, fmt: str | None = None) -> str:
         return f"{path} (message {diagnostic.line})"
     if diagnostic.line <= 0:
         return path
-    if diagnostic.column <= 0:
-        return f"{path}:{diagnostic.line}"
-    return f"{path}:{diagnostic.line}:{diagnostic.column}"
+    # A whole-line diagnostic (column 0) is shown at column 1, so every location has the
+    # ``path:line:col`` shape that editors' and CI problem matchers expect.
+    return f"{path}:{diagnostic.line}:{max(diagnostic.column, 1)}"
+
+
+def display_message(diagnostic: Diagnostic) -> str:
+    """The message as people read it: prefixed with the metric when the text does not name it.
+
+    promlint's texts ("no help text", "metric not unique") never name the metric; promtool
+    prints ``<metric> <text>``, and a report line must say which metric it is about too.
+    """
+    metric = diagnostic.metric
+    if metric and metric not in diagnostic.message:
+        return f"{metric}: {diagnostic.message}"
+    return diagnostic.message
 
 
 def _snippet(line_text: str, column: int) -> tuple[str, int]:
@@ -264,7 +276,7 @@ def _report_text(run: CheckRun, out: IO[str], err: IO[str], style: Styler, quiet
             out.write(
                 f"{style(_location(outcome.path, diagnostic, outcome.format), 'bold')}: "
                 f"{style.severity(diagnostic.severity)} {style(diagnostic.code, 'bold')} "
-                f"{_printable(diagnostic.message)}\n"
+                f"{_printable(display_message(diagnostic))}\n"
             )
             if quiet or diagnostic.line <= 0 or outcome.source is None:
                 continue
@@ -436,7 +448,9 @@ def _report_github(run: CheckRun, out: IO[str], err: IO[str], style: Styler, qui
         for diagnostic in outcome.diagnostics:
             if quiet and not run.is_failure(diagnostic):
                 continue
-            message = diagnostic.message if is_file else f"{outcome.path}: {diagnostic.message}"
+            message = display_message(diagnostic)
+            if not is_file:
+                message = f"{outcome.path}: {message}"
             located = is_file and diagnostic.line > 0 and outcome.format != "protobuf"
             out.write(
                 github_command(
@@ -520,7 +534,7 @@ def sarif_dict(run: CheckRun) -> dict[str, Any]:
                 "ruleId": diagnostic.code,
                 "ruleIndex": index[diagnostic.code],
                 "level": _SARIF_LEVEL[diagnostic.severity],
-                "message": {"text": diagnostic.message},
+                "message": {"text": display_message(diagnostic)},
                 "locations": [
                     _sarif_location(outcome.path, None if outcome.format == "protobuf" else diagnostic)
                 ],
@@ -614,11 +628,11 @@ def junit_xml(run: CheckRun) -> str:
                 case.set("line", str(diagnostic.line))
             text = _xml_safe(
                 f"{_location(outcome.path, diagnostic, outcome.format)}: {diagnostic.severity.value} "
-                f"{diagnostic.code} {diagnostic.message}"
+                f"{diagnostic.code} {display_message(diagnostic)}"
             )
             if run.is_failure(diagnostic):
                 failure = ET.SubElement(
-                    case, "failure", message=_xml_safe(diagnostic.message), type=diagnostic.code
+                    case, "failure", message=_xml_safe(display_message(diagnostic)), type=diagnostic.code
                 )
                 failure.text = text
                 failed += 1

@@ -12,6 +12,7 @@ something to parse, httpx only when an input is a URL, Textual never.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -53,6 +54,11 @@ Examples:
 
 {PROMTOOL_EPILOG}
 """
+
+
+def _stdin_is_terminal() -> bool:
+    """True when nobody piped anything in: reading stdin would wait for typing."""
+    return sys.stdin.isatty()
 
 
 @click.command(
@@ -129,8 +135,8 @@ def check(
     color: str,
     quiet: bool,
 ) -> None:
-    out = click.get_text_stream("stdout")
-    err = click.get_text_stream("stderr")
+    out = sys.stdout
+    err = sys.stderr
     if list_codes:
         _list_codes(output or "text", out)
         ctx.exit(ExitCode.OK)
@@ -145,7 +151,7 @@ def check(
     )
 
     if not inputs:
-        if click.get_text_stream("stdin").isatty():
+        if _stdin_is_terminal():
             raise click.UsageError("no input: give a file, a directory, a URL, or - for stdin", ctx)
         inputs = ("-",)
 
@@ -249,7 +255,7 @@ def _expand(inputs: Sequence[str]) -> list[str]:
 def _read(name: str) -> bytes:
     """The bytes of a file or stdin; :class:`OSError` when they cannot be read."""
     if name == "-":
-        stream = click.get_binary_stream("stdin")
+        stream = sys.stdin.buffer
         return stream.read()
     path = Path(name)
     if path.is_dir():
@@ -274,7 +280,7 @@ def _check_one(name: str, settings: _Settings, *, promtool: bool) -> FileOutcome
 
     display = "<stdin>" if name == "-" else name
     if _is_url(name):
-        fetched = _scrape(name, settings, click.get_text_stream("stderr"))
+        fetched = _scrape(name, settings, sys.stderr)
         if isinstance(fetched, str):
             return FileOutcome(display, error=fetched)
         result, data = fetched

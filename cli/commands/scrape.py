@@ -62,6 +62,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from collections.abc import Iterable, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
@@ -339,8 +340,8 @@ def scrape(
         ctx.exit(ExitCode.USAGE)
 
     families = _select(result.families, selectors)
-    stdout = click.get_text_stream("stdout")
-    stderr = click.get_text_stream("stderr")
+    stdout = sys.stdout
+    stderr = sys.stderr
     if output == "json":
         stdout.write(json.dumps(to_json(result, families, matches), indent=2, ensure_ascii=False) + "\n")
     elif output in ("text", "openmetrics"):

@@ -138,18 +138,9 @@ def test_stdin_with_dash_and_with_no_argument() -> None:
 
 
 def test_no_input_on_a_terminal_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    import click
+    from cli.commands import check as check_module
 
-    real = click.get_text_stream
-
-    class Terminal:
-        def isatty(self) -> bool:
-            return True
-
-    def fake(name: str, *args: object, **kwargs: object) -> object:
-        return Terminal() if name == "stdin" else real(name, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(click, "get_text_stream", fake)
+    monkeypatch.setattr(check_module, "_stdin_is_terminal", lambda: True)
     result = run()
     assert result.exit_code == ExitCode.USAGE
     assert result.stderr.startswith("promscope check: error: no input: give a file, a directory, a URL, or -")
@@ -164,7 +155,7 @@ def test_several_files_are_all_reported(tmp_path: Path) -> None:
     result = run(*names)
     assert result.exit_code == ExitCode.PROBLEMS
     assert "a.prom:3:" in result.stdout
-    assert "b.prom:1: style LINT-" in result.stdout
+    assert "b.prom:1:1: style LINT-" in result.stdout
     assert "c.prom" not in result.stdout
     assert result.stdout.splitlines()[-1] == "1 error, 0 warnings, 2 style in 3 files"
 

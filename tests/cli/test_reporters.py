@@ -65,7 +65,7 @@ def render(output: str, run: CheckRun, **kwargs: bool) -> tuple[str, str]:
 def test_text_locates_each_diagnostic_and_puts_a_caret_under_the_column() -> None:
     out, _ = render("text", make_run())
     lines = out.splitlines()
-    i = lines.index("dir/x.prom:2:11: error PS-201 expected '}' or ','")
+    i = lines.index("dir/x.prom:2:11: error PS-201 foo: expected '}' or ','")
     assert lines[i + 1] == ' 2 | foo{a="1" 1'
     assert lines[i + 2] == "   |           ^"
     assert lines[i + 2].index("^") - lines[i + 2].index("|") == lines[i + 1].index(" 1", 5) - 2
@@ -74,15 +74,15 @@ def test_text_locates_each_diagnostic_and_puts_a_caret_under_the_column() -> Non
 def test_text_counts_a_tab_as_one_column() -> None:
     out, _ = render("text", make_run())
     lines = out.splitlines()
-    i = lines.index("dir/x.prom:3:2: warning PS-105 tab, used as whitespace")
+    i = lines.index("dir/x.prom:3:2: warning PS-105 bar: tab, used as whitespace")
     assert lines[i + 1] == " 3 |  bar 2"
     assert lines[i + 2] == "   |  ^"
 
 
-def test_text_whole_line_diagnostic_has_no_column_and_no_caret() -> None:
+def test_text_whole_line_diagnostic_is_at_column_one_without_a_caret() -> None:
     out, _ = render("text", make_run())
     lines = out.splitlines()
-    i = lines.index("dir/x.prom:1: style LINT-001 no help text")
+    i = lines.index("dir/x.prom:1:1: style LINT-001 foo: no help text")
     assert lines[i + 1] == " 1 | # TYPE foo counter"
     assert not lines[i + 2].lstrip().startswith("|")
 
@@ -101,8 +101,8 @@ def test_text_summary_of_a_clean_run() -> None:
 def test_text_quiet_shows_only_failures_without_snippets_or_summary() -> None:
     out, _ = render("text", make_run(Severity.WARNING), quiet=True)
     assert out.splitlines() == [
-        "dir/x.prom:2:11: error PS-201 expected '}' or ','",
-        "dir/x.prom:3:2: warning PS-105 tab, used as whitespace",
+        "dir/x.prom:2:11: error PS-201 foo: expected '}' or ','",
+        "dir/x.prom:3:2: warning PS-105 bar: tab, used as whitespace",
     ]
 
 
@@ -234,9 +234,9 @@ def test_json_is_plain_even_when_colour_is_asked_for() -> None:
 def test_github_annotations_per_severity() -> None:
     out, _ = render("github", make_run())
     assert out.splitlines() == [
-        "::notice file=dir/x.prom,line=1,title=LINT-001::no help text",
-        "::error file=dir/x.prom,line=2,col=11,title=PS-201::expected '}' or ','",
-        "::warning file=dir/x.prom,line=3,col=2,title=PS-105::tab, used as whitespace",
+        "::notice file=dir/x.prom,line=1,title=LINT-001::foo: no help text",
+        "::error file=dir/x.prom,line=2,col=11,title=PS-201::foo: expected '}' or ','",
+        "::warning file=dir/x.prom,line=3,col=2,title=PS-105::bar: tab, used as whitespace",
         "::error file=gone.prom,title=unreadable input::gone.prom: no such file",
     ]
 
@@ -249,7 +249,7 @@ def test_github_escapes_data_and_properties() -> None:
 def test_github_url_inputs_are_not_files() -> None:
     run = CheckRun(files=(FileOutcome("http://h:9100/metrics", "text", (ERR,)),))
     out, _ = render("github", run)
-    assert out == "::error title=PS-201::http://h:9100/metrics: expected '}' or ','\n"
+    assert out == "::error title=PS-201::http://h:9100/metrics: foo: expected '}' or ','\n"
 
 
 # -- sarif --------------------------------------------------------------------------------------------
@@ -314,7 +314,7 @@ def test_junit_one_suite_per_input_failures_at_or_above_fail_on() -> None:
     assert [c.get("name") for c in cases] == ["LINT-001 at line 1", "PS-201 at 2:11", "PS-105 at 3:2"]
     assert [c.find("failure") is not None for c in cases] == [False, True, True]
     assert cases[1].find("failure").get("type") == "PS-201"  # type: ignore[union-attr]
-    assert cases[0].findtext("system-out") == "dir/x.prom:1: style LINT-001 no help text"
+    assert cases[0].findtext("system-out") == "dir/x.prom:1:1: style LINT-001 foo: no help text"
     assert second.find("testcase/error").get("message") == "no such file"  # type: ignore[union-attr]
 
 
@@ -377,9 +377,9 @@ def test_protobuf_positions_are_message_indexes_not_lines() -> None:
     diagnostic = Diagnostic("LINT-009", Severity.STYLE, 160, 0, "snake_case please", "fooBar")
     run = CheckRun(files=(FileOutcome("n.pb", "protobuf", (diagnostic,)),), fail_on=Severity.STYLE)
     text, _ = render("text", run)
-    assert text.splitlines()[0] == "n.pb (message 160): style LINT-009 snake_case please"
+    assert text.splitlines()[0] == "n.pb (message 160): style LINT-009 fooBar: snake_case please"
     github, _ = render("github", run)
-    assert github == "::notice file=n.pb,title=LINT-009::snake_case please\n"
+    assert github == "::notice file=n.pb,title=LINT-009::fooBar: snake_case please\n"
     (result,) = sarif_dict(run)["runs"][0]["results"]
     assert "region" not in result["locations"][0]["physicalLocation"]
     assert result["properties"] == {"metric": "fooBar", "message_index": 160}
