@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 import re
 import time
 from pathlib import Path
@@ -136,6 +137,25 @@ def test_duplicate_series_in_any_label_order() -> None:
     )
     for fmt in Format:
         assert codes([f], fmt) == [("SEM-001", E, 2)]
+
+
+def test_duplicate_found_when_one_sample_orders_its_labels_differently() -> None:
+    """Families in one label order key series by the tuples as given; a sample in another
+    order must still be caught as a repeat, within a family, across families and in a histogram."""
+    many = [s("g", 1, i, a=str(i), b="x") for i in range(1, 1001)]
+    swapped = Sample("g", (("b", "x"), ("a", "500")), 2, None, None, 1001)
+    for fmt in Format:
+        assert codes([fam("g", MetricType.GAUGE, *many, swapped)], fmt) == [("SEM-001", E, 1001)]
+    later = [fam("g", MetricType.GAUGE, *many), fam("g", MetricType.GAUGE, swapped)]
+    assert codes(later, Format.TEXT) == [("SEM-001", E, 1001)]
+    h = histogram(job="a", pod="p")
+    repeats = (
+        Sample("h_count", (("pod", "p"), ("job", "a")), 3, None, None, 7),
+        Sample("h_bucket", (("le", "+Inf"), ("pod", "p"), ("job", "a")), 3, None, None, 8),
+    )
+    f = fam("h", MetricType.HISTOGRAM, *h.samples, *repeats)
+    assert codes([f]) == [("SEM-001", E, 7), ("SEM-001", E, 8), ("SEM-014", E, 8)]
+    assert codes([f], Format.TEXT) == [("SEM-001", E, 7), ("SEM-001", E, 8), ("SEM-014", W, 8)]
 
 
 def test_duplicate_across_families() -> None:
@@ -475,6 +495,82 @@ def test_metric_is_set_on_diagnostics() -> None:
 
 def test_fmt_may_be_a_string() -> None:
     assert codes([histogram(count=9)], "text") == [("SEM-017", W, 5)]  # type: ignore[arg-type]
+
+
+class _RandomFamily:
+    """Mostly well-formed families of every type with, now and then (``odd``), one defect of the
+    kind a fast path must notice: a value, a bound, a label order, a repeat, a timestamp, an exemplar."""
+
+    def __init__(self, rng: random.Random, odd: float) -> None:
+        self.rng = rng
+        self.odd = odd
+        self.samples: list[Sample] = []
+        self.timestamped = rng.random() < odd
+
+    def value(self, v: float) -> float:
+        return self.rng.choice([NAN, -1.0, INF, 7.0]) if self.rng.random() < self.odd else v
+
+    def add(self, name: str, base: list[tuple[str, str]], v: float, *last: tuple[str, str]) -> None:
+        rng = self.rng
+        pairs = [*base, *last]
+        if pairs and rng.random() < self.odd:
+            rng.choice([rng.shuffle, lambda p: p.append(("__x", "1")), lambda p: p.append(p[0])])(pairs)
+        ts = float(rng.randint(0, 2)) if self.timestamped else None
+        ex = None
+        if rng.random() < self.odd:
+            ex = Exemplar((("id", "x" * rng.choice([1, 130])),), rng.choice([0.1, 1e9]))
+        self.samples.append(Sample(name, tuple(pairs), self.value(v), ts, ex, len(self.samples) + 1))
+
+    def build(self, name: str, kind: MetricType) -> MetricFamily:
+        rng, odd = self.rng, self.odd
+        for i in range(rng.randint(0, 5)):
+            base = [("job", "j"), ("pod", str(rng.randint(0, 3) if rng.random() < odd else i))]
+            base = base[: rng.randint(0, 2)]
+            if kind in (MetricType.HISTOGRAM, MetricType.GAUGEHISTOGRAM):
+                les = ["0.1", "1", "1.0", "+Inf"] if rng.random() < odd else ["0.1", "1.0", "+Inf"]
+                for n, le in enumerate(les):
+                    bad = rng.choice(["2", "NaN"]) if rng.random() < odd else le
+                    self.add(name + "_bucket", base, n, ("le", bad))
+                for suffix in ("_count", "_sum", "_gsum", "_created"):
+                    if rng.random() < (0.9 if suffix in ("_count", "_sum") else odd):
+                        self.add(name + suffix, base, len(les) - 1.0)
+            elif kind is MetricType.SUMMARY:
+                for q in ["0.5", "0.50", "2"][: 1 + 2 * (rng.random() < odd)]:
+                    self.add(name, base, 1.0, ("quantile", q))
+                self.add(name + "_count", base, 3.0)
+                self.add(name + "_sum", base, -1.0)
+            elif kind is MetricType.STATESET:
+                self.add(name, base, 1.0, (name if rng.random() > odd else "x", "on"))
+            else:
+                self.add(name + rng.choice(["", "_total", "_created", "_info"]), base, 1.0)
+        if self.samples and rng.random() < odd:
+            self.samples.append(rng.choice(self.samples))
+        return fam(name, kind, *self.samples)
+
+
+def _random_families(rng: random.Random) -> list[MetricFamily]:
+    odd = rng.choice([0.0, 0.02, 0.2])
+    return [
+        _RandomFamily(rng, odd).build(rng.choice(["m", "m", "m_count", "n"]), rng.choice(list(MetricType)))
+        for _ in range(rng.randint(1, 4))
+    ]
+
+
+def test_fast_paths_agree_with_the_per_sample_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same diagnostics, in the same order, whether or not the fast paths may run."""
+    rng = random.Random(20240521)
+    cases = [(fmt, _random_families(rng)) for fmt in Format for _ in range(400)]
+    fast = []
+    for fmt, families in cases:
+        sink = DiagnosticSink(limit=rng.choice([3, 10_000]))
+        check_semantics(families, fmt, sink)
+        fast.append((sink.diagnostics, sink.suppressed, sink.limit))
+    monkeypatch.setattr(semantics, "_FAST_RULES", {})
+    monkeypatch.setattr(semantics, "_series_fast", lambda *args: False)
+    for (fmt, families), (diagnostics, suppressed, limit) in zip(cases, fast, strict=True):
+        sink = DiagnosticSink(limit=limit)
+        check_semantics(families, fmt, sink)
+        assert (sink.diagnostics, sink.suppressed) == (diagnostics, suppressed)
 
 
 def test_cost_is_linear_and_small() -> None:
