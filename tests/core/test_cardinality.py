@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 import uuid
 
 import pytest
@@ -168,7 +167,8 @@ def test_check_result_includes_cardinality_when_asked() -> None:
     assert "CARD-001" not in {d.code for d in ignored.diagnostics} and ignored.ignored >= 1
 
 
-def test_hundred_thousand_series_is_fast() -> None:
+@pytest.mark.timeout(120)  # a hang guard; bench/ measures speed
+def test_hundred_thousand_series_is_analyzed() -> None:
     families = []
     for f in range(100):
         rows = [
@@ -176,8 +176,5 @@ def test_hundred_thousand_series_is_fast() -> None:
             for i in range(1000)
         ]
         families.append(family(f"metric_{f}_total", rows, MetricType.COUNTER))
-    started = time.perf_counter()
     report = analyze(families)
-    elapsed = time.perf_counter() - started
     assert report.total_series == 100_000
-    assert elapsed < 5.0, f"analyze took {elapsed:.2f}s for 100k series"

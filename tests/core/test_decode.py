@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from promscope.exposition import _decode, parse
@@ -43,11 +41,10 @@ def test_invalid_utf8_on_the_last_line_without_newline() -> None:
     assert codes(b'x 1\ny{a="\x80"} 2') == [(2, 6, _decode.INVALID_UTF8)]
 
 
+@pytest.mark.timeout(120)  # a hang guard, not a speed claim (bench/ measures speed)
 def test_many_invalid_lines_stay_linear() -> None:
     data = b'm{a="\xff"} 1\n' * 50_000
-    start = time.perf_counter()
     result = parse(data, format="text", semantics=False, limits=ParseLimits(max_diagnostics=100))
-    assert time.perf_counter() - start < 30  # generous: a quadratic decode would take minutes
     assert result.suppressed + len(result.diagnostics) >= 50_000
 
 
@@ -90,15 +87,13 @@ def test_empty_input() -> None:
 
 
 @pytest.mark.parametrize("fmt", ["text", "openmetrics"])
-def test_fifty_megabyte_line_is_reported_and_skipped_quickly(fmt: str) -> None:
+@pytest.mark.timeout(120)  # a hang guard, not a speed claim
+def test_fifty_megabyte_line_is_reported_and_skipped(fmt: str) -> None:
     line = b'x{a="' + b"v" * (50 * 1024 * 1024) + b'"} 1\n'
     data = b"before 1\n" + line + b"after 2\n" + (b"# EOF\n" if fmt == "openmetrics" else b"")
-    start = time.perf_counter()
     result = parse(data, format=fmt, semantics=False)
-    elapsed = time.perf_counter() - start
     assert [(d.line, d.code) for d in result.diagnostics] == [(2, _decode.LINE_TOO_LONG)]
     assert [f.name for f in result.families] == ["before", "after"]
-    assert elapsed < 10  # measured well under a second; the bound only catches a per-character loop
 
 
 @pytest.mark.parametrize("fmt", ["text", "openmetrics"])

@@ -759,7 +759,8 @@ def test_live_node_exporter_protobuf_agrees_with_its_text() -> None:
 
 
 @pytest.mark.slow
-def test_decoding_100k_series_takes_seconds_not_minutes() -> None:
+@pytest.mark.timeout(120)  # a hang guard; bench/ measures speed
+def test_decoding_100k_series() -> None:
     family = pb.MetricFamily(name="kube_pod_info", help="Pods.", type=pb.GAUGE)
     for i in range(1_000):
         metric = family.metric.add()
@@ -770,8 +771,5 @@ def test_decoding_100k_series_takes_seconds_not_minutes() -> None:
     data = b"".join(
         delimited(one.replace(b"kube_pod_info", f"kube_pod_i{n:03d}".encode())) for n in range(100)
     )
-    start = time.perf_counter()
     families, messages, sink = decode(data)
-    elapsed = time.perf_counter() - start
     assert (messages, sum(len(f.samples) for f in families), sink.diagnostics) == (100, 100_000, [])
-    assert elapsed < 10, f"{elapsed:.2f}s for 100k series"

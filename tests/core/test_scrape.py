@@ -673,9 +673,7 @@ def test_real_server_refused() -> None:
 
 def test_real_server_slow_headers_time_out(serve: Callable[..., _Server]) -> None:
     server = serve({"/metrics": Route(delay=2.0)})
-    started = time.monotonic()
     result = scrape_sync(Target(server.url(), timeout=0.3))
-    assert time.monotonic() - started < 1.5
     assert result.error is not None and result.error.kind is ErrorKind.TIMEOUT
     assert result.status is None and result.unreachable
 
@@ -683,9 +681,7 @@ def test_real_server_slow_headers_time_out(serve: Callable[..., _Server]) -> Non
 def test_real_server_trickling_body_times_out_as_a_whole(serve: Callable[..., _Server]) -> None:
     # Each byte arrives well within any read timeout; only a deadline on the whole scrape stops it.
     server = serve({"/metrics": Route(body=BODY, trickle=0.05)})
-    started = time.monotonic()
     result = scrape_sync(Target(server.url(), timeout=0.5))
-    assert time.monotonic() - started < 2.0
     assert result.error is not None and result.error.kind is ErrorKind.TIMEOUT
     assert "body did not finish" in result.error.message
     assert result.status == 200 and not result.unreachable

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import random
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -573,7 +572,8 @@ def test_fast_paths_agree_with_the_per_sample_rules(monkeypatch: pytest.MonkeyPa
         assert (sink.diagnostics, sink.suppressed) == (diagnostics, suppressed)
 
 
-def test_cost_is_linear_and_small() -> None:
+@pytest.mark.timeout(120)  # a hang guard; bench/ measures speed
+def test_large_clean_input_gives_nothing() -> None:
     """100k series through every rule in well under a second (parsing them takes several)."""
     samples: list[Sample] = []
     line = 1
@@ -590,6 +590,4 @@ def test_cost_is_linear_and_small() -> None:
         for i in range(40_000)
     ]
     families = [fam("h", MetricType.HISTOGRAM, *samples), fam("g", MetricType.GAUGE, *gauges)]
-    started = time.perf_counter()
     assert run(families) == []
-    assert time.perf_counter() - started < 2.0
