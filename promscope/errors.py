@@ -5,6 +5,7 @@ The tree::
     PromscopeError
     ├── ConfigError              a config file or option is wrong (path, key, why)
     ├── InputError               an input cannot be read at all (missing file, not readable)
+    ├── ListenError              a listener cannot bind (port in use, address not available)
     └── TransportError           a scrape could not get a response
         ├── ConnectError         DNS failure, connection refused, unreachable
         ├── TLSError             handshake or certificate failure
@@ -22,6 +23,7 @@ __all__ = [
     "ConfigError",
     "ConnectError",
     "InputError",
+    "ListenError",
     "PromscopeError",
     "ScrapeTimeout",
     "TLSError",
@@ -55,6 +57,14 @@ class InputError(PromscopeError):
     def __init__(self, message: str, *, path: str, hint: str = "") -> None:
         super().__init__(f"{path}: {message}", hint=hint)
         self.path = path
+
+
+class ListenError(PromscopeError):
+    """A listener cannot start: the address is in use, not available, or not permitted."""
+
+    def __init__(self, message: str, *, address: str, hint: str = "") -> None:
+        super().__init__(f"{address}: {message}", hint=hint)
+        self.address = address
 
 
 class TransportError(PromscopeError):
