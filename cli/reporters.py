@@ -67,7 +67,6 @@ removed, within a version)::
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -147,6 +146,13 @@ _SKIP_BLOCK = 1 << 16
 def _skip_lines(data: bytes, position: int, count: int) -> int:
     """Where the line ``count`` lines after the one starting at ``position`` starts, or -1."""
     while count > 0:
+        if count <= 64:
+            # Near lines (diagnostics come sorted): step newline to newline, no block count.
+            for _ in range(count):
+                position = data.find(b"\n", position) + 1
+                if position == 0:
+                    return -1
+            return position
         end = min(len(data), position + _SKIP_BLOCK)
         newlines = data.count(b"\n", position, end)
         if newlines >= count:
@@ -323,6 +329,8 @@ def _write_cardinality_text(outcome: FileOutcome, out: IO[str], style: Styler) -
     report_ = outcome.cardinality
     families = getattr(report_, "families", None)
     if families is None:  # not a CardinalityReport: show what it is
+        import json
+
         out.write(json.dumps(_cardinality_dict(report_), indent=2, default=str) + "\n")
         return
     total = report_.total_series
@@ -408,6 +416,8 @@ def run_dict(run: CheckRun) -> dict[str, Any]:
 
 
 def _report_json(run: CheckRun, out: IO[str], err: IO[str], style: Styler, quiet: bool) -> None:
+    import json
+
     json.dump(run_dict(run), out, indent=2, ensure_ascii=False, default=str)
     out.write("\n")
 
@@ -572,6 +582,8 @@ def sarif_dict(run: CheckRun) -> dict[str, Any]:
 
 
 def _report_sarif(run: CheckRun, out: IO[str], err: IO[str], style: Styler, quiet: bool) -> None:
+    import json
+
     json.dump(sarif_dict(run), out, indent=2, ensure_ascii=False)
     out.write("\n")
 

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tomllib
+import re
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,8 +53,8 @@ from types import MappingProxyType
 from typing import Any
 
 from promscope.check import CheckOptions
-from promscope.check.cardinality import CardinalityOptions
 from promscope.check.ignore import Ignore, code_is_known, is_code_pattern, known_codes
+from promscope.check.options import CardinalityOptions
 from promscope.errors import ConfigError
 from promscope.model import Severity
 
@@ -305,6 +305,8 @@ def parse_config(data: Mapping[str, object], path: Path | None = None, *, prefix
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    import tomllib  # only when there is a file to read: keeps `promscope check` quick to start
+
     try:
         with path.open("rb") as handle:
             return tomllib.load(handle)
@@ -331,6 +333,29 @@ def _pyproject_section(path: Path) -> dict[str, Any] | None:
     return section
 
 
+def _mentions_promscope(path: Path) -> bool:
+    """Whether a pyproject.toml can hold a ``tool.promscope`` table at all.
+
+    Most pyproject.toml files have none; a substring test spares parsing them (and
+    importing tomllib) on every start. An unreadable file answers True, so reading it
+    properly reports the problem.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return True
+    if b"promscope" not in data:
+        return False
+    # `[tool.promscope…]`, `tool.promscope.x = …` (any quoting and spacing), or a `promscope`
+    # key under a bare `[tool]` table.
+    if re.search(rb"""tool["']?\s*\.\s*["']?promscope""", data):
+        return True
+    return bool(
+        re.search(rb"""^\s*\[\s*["']?tool["']?\s*\]""", data, re.MULTILINE)
+        and re.search(rb"""^\s*["']?promscope["']?\s*[.=]""", data, re.MULTILINE)
+    )
+
+
 def find_config(start: Path | None = None) -> Path | None:
     """The config file that applies in ``start`` (default: the working directory), or None."""
     directory = (start or Path.cwd()).resolve()
@@ -341,7 +366,11 @@ def find_config(start: Path | None = None) -> Path | None:
         if own.is_file():
             return own
         pyproject = candidate / "pyproject.toml"
-        if pyproject.is_file() and _pyproject_section(pyproject) is not None:
+        if (
+            pyproject.is_file()
+            and _mentions_promscope(pyproject)
+            and _pyproject_section(pyproject) is not None
+        ):
             return pyproject
         if (candidate / ".git").exists():
             break

@@ -54,18 +54,21 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from operator import attrgetter
+from typing import TYPE_CHECKING
 
-from promscope.check.cardinality import CardinalityOptions, CardinalityReport, analyze
 from promscope.check.ignore import Ignore, SeverityOverrides
 from promscope.check.lint import LintFinding, lint, promtool_lines, to_diagnostics
+from promscope.check.options import CardinalityOptions
 from promscope.model import Diagnostic, Format, ParseResult, Severity
+
+if TYPE_CHECKING:
+    from promscope.check.cardinality import CardinalityReport
 
 __all__ = [
     "PROMTOOL_EXIT_CLEAN",
     "PROMTOOL_EXIT_LINT",
     "PROMTOOL_EXIT_UNPARSABLE",
     "CardinalityOptions",
-    "CardinalityReport",
     "CheckOptions",
     "CheckReport",
     "Ignore",
@@ -223,6 +226,8 @@ def check_result(result: ParseResult, options: CheckOptions | None = None) -> Ch
 
     cardinality: CardinalityReport | None = None
     if options.cardinality:
+        from promscope.check.cardinality import analyze
+
         cardinality = analyze(result.families, options.cardinality_options)
         candidates.extend(ignores.diagnostics(cardinality.diagnostics))
 

@@ -23,10 +23,12 @@ It is one pass over the samples and classifies at most
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from promscope.check.options import CardinalityOptions
 from promscope.codes import Code
 from promscope.model import Diagnostic, MetricFamily, MetricType, Severity
 
@@ -48,28 +50,6 @@ CODES: dict[str, Code] = {
     "CARD-003": Code(Severity.WARNING, "metric family has more series than the configured limit"),
     "CARD-004": Code(Severity.WARNING, "label has more distinct values than the configured limit"),
 }
-
-
-@dataclass(frozen=True, slots=True)
-class CardinalityOptions:
-    """Thresholds for the ``CARD-…`` warnings."""
-
-    max_family_series: int = 10_000
-    """CARD-003 above this many series in one family."""
-    max_label_values: int = 1_000
-    """CARD-004 above this many distinct values of one label in one family."""
-    unique_ratio: float = 0.9
-    """CARD-002 when distinct values / label sets reaches this…"""
-    min_series: int = 50
-    """…over at least this many label sets."""
-    id_ratio: float = 0.5
-    """CARD-001 when at least this share of the classified values look like IDs…"""
-    min_id_values: int = 5
-    """…and the label has at least this many distinct values."""
-    classify_limit: int = 200
-    """Distinct values per label looked at by the ID classifier."""
-    examples: int = 3
-    """Example values kept per label."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,15 +111,28 @@ class CardinalityReport:
 
 
 _HEX = "0-9a-fA-F"
-_UUID = re.compile(rf"^[{_HEX}]{{8}}-[{_HEX}]{{4}}-[{_HEX}]{{4}}-[{_HEX}]{{4}}-[{_HEX}]{{12}}$")
-_LONG_HEX = re.compile(rf"^(?:0x)?[{_HEX}]{{12,}}$")
-_IPV4_PORT = re.compile(r"^(?:\d{1,3}\.){3}\d{1,3}:\d{1,5}$")
-_IPV6_PORT = re.compile(rf"^\[[{_HEX}:.]+\]:\d{{1,5}}$")
-_IPV4 = re.compile(r"^(?:\d{1,3}\.){3}\d{1,3}$")
-_TIMESTAMP = re.compile(r"^1\d{9}(?:\.\d+)?$|^1\d{12}$|^1\d{15}$|^1\d{18}$")
-_ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
-_NUMBER = re.compile(r"^\d{5,}$")
-_PATH_ID_SEGMENT = re.compile(rf"^(?:\d+|[{_HEX}]{{8}}-[{_HEX}-]{{27}}|[{_HEX}]*\d[{_HEX}]*)$")
+
+
+class _Patterns:
+    """The ID-recognising patterns, compiled on first use: ``promscope check`` without
+    ``--cardinality`` never pays for them at start-up."""
+
+    def __init__(self) -> None:
+        hx = _HEX
+        self.uuid = re.compile(rf"^[{hx}]{{8}}-[{hx}]{{4}}-[{hx}]{{4}}-[{hx}]{{4}}-[{hx}]{{12}}$")
+        self.long_hex = re.compile(rf"^(?:0x)?[{hx}]{{12,}}$")
+        self.ipv4_port = re.compile(r"^(?:\d{1,3}\.){3}\d{1,3}:\d{1,5}$")
+        self.ipv6_port = re.compile(rf"^\[[{hx}:.]+\]:\d{{1,5}}$")
+        self.ipv4 = re.compile(r"^(?:\d{1,3}\.){3}\d{1,3}$")
+        self.timestamp = re.compile(r"^1\d{9}(?:\.\d+)?$|^1\d{12}$|^1\d{15}$|^1\d{18}$")
+        self.iso_time = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+        self.number = re.compile(r"^\d{5,}$")
+        self.path_id_segment = re.compile(rf"^(?:\d+|[{hx}]{{8}}-[{hx}-]{{27}}|[{hx}]*\d[{hx}]*)$")
+
+
+@functools.cache
+def _patterns() -> _Patterns:
+    return _Patterns()
 
 
 def _hex_is_id(value: str) -> bool:
@@ -155,8 +148,9 @@ def _path_has_id(value: str) -> bool:
     path = value.split("?", 1)[0].split("#", 1)[0]
     if "://" in path:
         path = path.split("://", 1)[1].partition("/")[2]
+    segment_pattern = _patterns().path_id_segment
     for segment in path.split("/"):
-        if len(segment) < 1 or not _PATH_ID_SEGMENT.match(segment):
+        if len(segment) < 1 or not segment_pattern.match(segment):
             continue
         if segment.isdigit() or len(segment) >= 8:
             return True
@@ -167,17 +161,18 @@ def id_kind(value: str) -> str | None:
     """The kind of identifier ``value`` looks like, or None for an ordinary label value."""
     if not value or len(value) < 5:
         return None
-    if _UUID.match(value):
+    p = _patterns()
+    if p.uuid.match(value):
         return "uuid"
-    if _IPV4_PORT.match(value) or _IPV6_PORT.match(value):
+    if p.ipv4_port.match(value) or p.ipv6_port.match(value):
         return "ip:port"
-    if _IPV4.match(value):
+    if p.ipv4.match(value):
         return "ip"
-    if _TIMESTAMP.match(value) or _ISO_TIME.match(value):
+    if p.timestamp.match(value) or p.iso_time.match(value):
         return "timestamp"
-    if _LONG_HEX.match(value) and _hex_is_id(value):
+    if p.long_hex.match(value) and _hex_is_id(value):
         return "hex"
-    if _NUMBER.match(value):
+    if p.number.match(value):
         return "number"
     if _path_has_id(value):
         return "path with ID"

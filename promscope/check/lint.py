@@ -228,17 +228,29 @@ class LintFinding:
         return (self.metric, self.message)
 
 
+def _unit_words() -> dict[str, str]:
+    """Every word promlint takes for a unit (a unit, or a prefix then a unit) -> its base unit.
+
+    Built in promlint's order of trial (the bare unit, then each prefix in turn), keeping the
+    first reading of a word, so one lookup gives what the word-by-prefix loop would.
+    """
+    words = dict(_UNITS)
+    for prefix in _UNIT_PREFIXES:
+        for unit, base in _UNITS.items():
+            words.setdefault(prefix + unit, base)
+    return words
+
+
+_UNIT_WORDS = _unit_words()
+
+
 def _unit_of(name: str) -> tuple[str, str] | None:
     """The first unit word in ``name`` and its base unit (the newest promlint's choice)."""
+    words = _UNIT_WORDS
     for word in name.split("_"):
-        base = _UNITS.get(word)
+        base = words.get(word)
         if base is not None:
             return word, base
-        for prefix in _UNIT_PREFIXES:
-            if word.startswith(prefix):
-                base = _UNITS.get(word[len(prefix) :])
-                if base is not None:
-                    return word, base
     return None
 
 

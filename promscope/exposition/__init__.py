@@ -25,10 +25,10 @@ def resolve_format(
     content_type: str | None = None,
 ) -> Format:
     """Which parser to use: an explicit ``format`` wins, then the Content-Type, then sniffing."""
-    from promscope.exposition import negotiate
-
     if format != "auto":
         return Format(format)
+    from promscope.exposition import negotiate
+
     if content_type:
         decided = negotiate.format_from_content_type(content_type)
         if decided.format is not None:

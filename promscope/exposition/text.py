@@ -100,6 +100,8 @@ single spaces, a timestamp that cannot overflow. Group 2 is the label body witho
 quote (nor the trailing comma Prometheus allows), ``None`` for ``{}`` or no braces; it is only
 checked loosely here (it may hold braces), :class:`LabelBodies` validates it piece by piece."""
 
+_SIMPLE_META = re.compile(r"# (HELP|TYPE) ([a-zA-Z_:][a-zA-Z0-9_:]*) (.*)", re.DOTALL)
+"""A HELP or TYPE line in its usual shape: single spaces, a legacy name, then the text."""
 _WS = re.compile(r"[ \t]*")
 _TOKEN = re.compile(r"[^ \t]*")
 _META = re.compile(r"#[ \t]+(HELP|TYPE)[ \t]")
@@ -322,7 +324,21 @@ class _TextParser:
                 f"line is {len(line)} characters long, over the limit of {max_line}; skipped",
             )
         else:
-            self.careful(line, lineno)
+            meta = _SIMPLE_META.fullmatch(line)
+            if meta is None:
+                self.careful(line, lineno)
+            else:
+                # The common `# HELP name text` / `# TYPE name word`: what comment() would find,
+                # without re-scanning the line token by token.
+                keyword, name, text = meta.groups()
+                column = meta.start(3) + 1
+                try:
+                    if keyword == "HELP":
+                        self.help(name, text, line, column, lineno)
+                    else:
+                        self.type(name, text, column, lineno)
+                except _LineError as problem:
+                    self.sink.error(problem.code, lineno, problem.column, problem.message)
         return end + 1
 
     def current_append(self) -> tuple[_Family | None, Callable[[Sample], None] | None]:

@@ -237,3 +237,31 @@ def test_config_values_are_frozen() -> None:
     config = parse_config({"check": {"severity": {"LINT-001": "error"}}})
     with pytest.raises(TypeError):
         config.check.severity["LINT-001"] = Severity.STYLE  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '[tool.promscope.check]\nfail_on = "warning"\n',
+        '[ tool . "promscope" . check ]\nfail_on = "warning"\n',
+        '[tool]\npromscope.check.fail_on = "warning"\n',
+        'tool.promscope.check.fail_on = "warning"\n',
+    ],
+)
+def test_every_spelling_of_tool_promscope_is_found(tmp_path: pathlib.Path, text: str) -> None:
+    # Dotted keys at the top (before any table), then the project table.
+    layout = (
+        text + '[project]\nname = "x"\n' if text.startswith("tool.") else '[project]\nname = "x"\n' + text
+    )
+    (tmp_path / "pyproject.toml").write_text(layout)
+    (tmp_path / ".git").mkdir()
+    config = load_config(start=tmp_path, env={})
+    assert config.check.fail_on is Severity.WARNING
+
+
+def test_a_pyproject_that_only_names_promscope_is_not_a_config(tmp_path: pathlib.Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "promscope-plugin"\ndependencies = ["promscope"]\n'
+    )
+    (tmp_path / ".git").mkdir()
+    assert find_config(tmp_path) is None
