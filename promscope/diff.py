@@ -17,6 +17,8 @@ Three entry points, all pure (no I/O but what the caller injects)::
 A series is a sample name plus its label set (order of labels ignored), as
 Prometheus stores it: ``http_requests_total{code="200"}``, ``rpc_seconds_bucket{le="0.1"}``.
 A family's label names are every label name any of its samples carries.
+Families are matched by name, a counter's ``_total`` aside: the text format's
+``foo_total`` family is OpenMetrics' ``foo`` (shown by B's name).
 
 Counter-like samples (counter families' samples, the ``_bucket``/``_count``/``_sum``
 samples of histograms and summaries, native histogram counts) get rates in
@@ -295,12 +297,21 @@ class _Merged:
         return FamilyInfo(f.name, f.type, f.help, f.unit, len(self.series), tuple(sorted(self.labels)))
 
 
+def _identity(family: MetricFamily) -> str:
+    """The name families are matched by: a counter is ``foo`` whether the text format calls it
+    ``foo_total`` or OpenMetrics calls it ``foo`` (its samples are ``foo_total`` either way)."""
+    if family.type is MetricType.COUNTER and family.name.endswith("_total"):
+        return family.name[: -len("_total")]
+    return family.name
+
+
 def _index(families: Iterable[MetricFamily]) -> dict[str, _Merged]:
     index: dict[str, _Merged] = {}
     for family in families:
-        merged = index.get(family.name)
+        identity = _identity(family)
+        merged = index.get(identity)
         if merged is None:
-            merged = index[family.name] = _Merged(family)
+            merged = index[identity] = _Merged(family)
         series = merged.series
         labels = merged.labels
         for sample in family.samples:
@@ -328,12 +339,13 @@ def diff_families(
     a = _index(before)
     b = _index(after)
     watched = frozenset(value_types)
-    added = tuple(b[name].info() for name in sorted(b.keys() - a.keys()))
-    removed = tuple(a[name].info() for name in sorted(a.keys() - b.keys()))
+    added = tuple(sorted((b[key].info() for key in b.keys() - a.keys()), key=lambda f: f.name))
+    removed = tuple(sorted((a[key].info() for key in a.keys() - b.keys()), key=lambda f: f.name))
     changed: list[FamilyDiff] = []
     unchanged = 0
-    for name in sorted(a.keys() & b.keys()):
-        left, right = a[name], b[name]
+    for key in sorted(a.keys() & b.keys(), key=lambda k: b[k].family.name):
+        left, right = a[key], b[key]
+        name = right.family.name
         left_keys, right_keys = left.series.keys(), right.series.keys()
         new_keys = right_keys - left_keys
         gone_keys = left_keys - right_keys
