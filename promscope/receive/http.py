@@ -96,6 +96,8 @@ MiB = 1024 * KiB
 _READ_SIZE = 256 * KiB
 _INFLATE_STEP = 256 * KiB
 """Most bytes one decompression step may produce: what a bomb costs before it is refused."""
+_DISCARD_MAX = 256 * KiB
+"""A refused request's body (404, 401…) up to this size is read and dropped to keep the connection."""
 _LINGER_SECONDS = 2.0
 _LINGER_BYTES = 8 * MiB
 """After refusing a request whose body is still arriving, read and discard this much (or this long)
@@ -1199,8 +1201,15 @@ class _Connection:
         )
         conn = self.conn
         complete = conn.their_state is h11.DONE
-        if not complete and conn.their_state is h11.SEND_BODY and not conn.they_are_waiting_for_100_continue:
-            complete = self._body_already_here()
+        if (
+            not complete
+            and conn.their_state is h11.SEND_BODY
+            and not conn.they_are_waiting_for_100_continue
+            and refusal.status not in (408, 413)
+            and (body is None or body.wire == 0)
+            and 0 <= _content_length(event) <= _DISCARD_MAX
+        ):
+            complete = await self._discard_small_body()
         if complete:
             response = Response.text(refusal.status, refusal.message + "\n")
             if refusal.headers:
@@ -1211,17 +1220,23 @@ class _Connection:
         await self._linger()
         raise _Close
 
-    def _body_already_here(self) -> bool:
-        """Read the rest of a refused body if h11 holds all of it already (no waiting)."""
+    async def _discard_small_body(self) -> bool:
+        """Read and drop the body of a refused request when it is small, so the connection can stay open."""
         conn = self.conn
+        discarded = 0
+        deadline = self.loop.time() + self.limits.body_timeout
         try:
             while True:
                 event = conn.next_event()
-                if event is h11.NEED_DATA or event is h11.PAUSED:
-                    return False
-                if type(event) is h11.EndOfMessage:
-                    return True
-        except h11.RemoteProtocolError:
+                if event is h11.NEED_DATA:
+                    await self._receive(deadline)
+                elif type(event) is h11.Data:
+                    discarded += len(event.data)
+                    if discarded > _DISCARD_MAX:
+                        return False
+                else:
+                    return type(event) is h11.EndOfMessage
+        except (h11.RemoteProtocolError, TimeoutError):
             return False
 
     async def _linger(self) -> None:
@@ -1279,6 +1294,14 @@ class _Connection:
                 await self._linger()
             raise _Close
         return True
+
+
+def _content_length(event: h11.Request) -> int:
+    """The request's Content-Length, or -1 (chunked, or none)."""
+    for name, value in event.headers:
+        if name == b"content-length":
+            return int(value)
+    return -1
 
 
 def _one_line(exc: BaseException) -> str:

@@ -1,0 +1,324 @@
+"""Helpers for the receiver tests: an event loop in a thread, servers on it, raw sockets, certificates.
+
+Fixtures defined here:
+
+``loop_thread``
+    A :class:`LoopThread`: an asyncio loop running in a daemon thread, so a
+    test can drive a promscope server with plain blocking clients (httpx,
+    raw sockets) the way real senders do. ``loop_thread.run(coro)`` runs a
+    coroutine there and returns its result.
+``serve``
+    ``serve(routes, **HttpServer kwargs) -> HttpServer``: a started server on
+    127.0.0.1 and a free port, stopped at teardown.
+``tls_files``
+    A :class:`TlsFiles`: a throwaway CA, a server certificate for 127.0.0.1 and
+    a client certificate, as PEM files in ``tmp_path`` (made with
+    ``cryptography``).
+
+``module_loop``
+    A module-scoped :class:`LoopThread` (for hypothesis tests, which must not
+    use function-scoped fixtures).
+``wire``
+    The helpers below as one object (test modules cannot import each other or
+    this file): ``wire.echo`` (a handler answering with what it saw, as JSON),
+    ``wire.echo_routes()``, ``wire.exchange(port, data)`` (send raw bytes, read
+    until the server closes), ``wire.read_response(sock)``, ``wire.status_of(raw)``,
+    ``wire.body_json(raw)``, ``wire.LoopThread``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import ipaddress
+import json
+import pathlib
+import socket
+import threading
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import pytest
+
+from promscope.receive.http import HttpServer, Request, Response, Route
+
+T = TypeVar("T")
+
+ALL_METHODS = frozenset({"GET", "PUT", "POST", "DELETE"})
+
+
+class LoopThread:
+    """An asyncio event loop running in a background thread."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="test-loop", daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 20.0) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def call(self, fn: Callable[[], T], timeout: float = 20.0) -> T:
+        """Run a plain callable on the loop's thread (to read state the loop owns)."""
+
+        async def wrapper() -> T:
+            return fn()
+
+        return self.run(wrapper(), timeout)
+
+    def close(self) -> None:
+        async def drain() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        with contextlib.suppress(Exception):
+            self.run(drain(), timeout=5)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=5)
+        self.loop.close()
+
+
+@pytest.fixture
+def loop_thread() -> Iterator[LoopThread]:
+    thread = LoopThread()
+    try:
+        yield thread
+    finally:
+        thread.close()
+
+
+@pytest.fixture
+def serve(loop_thread: LoopThread) -> Iterator[Callable[..., HttpServer]]:
+    started: list[HttpServer] = []
+
+    def start(routes: list[Route], **kwargs: Any) -> HttpServer:
+        server = HttpServer(routes, **kwargs)
+        loop_thread.run(server.start())
+        started.append(server)
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in started:
+            loop_thread.run(server.stop())
+
+
+async def echo(request: Request) -> Response:
+    """Answer with what the handler saw (body as latin-1 text)."""
+    return Response.json(
+        200,
+        {
+            "method": request.method,
+            "target": request.target,
+            "path": request.path,
+            "query": request.query,
+            "headers": [list(pair) for pair in request.headers],
+            "body": request.body.decode("latin-1"),
+            "body_len": len(request.body),
+            "wire_bytes": request.wire_bytes,
+            "content_encoding": request.content_encoding,
+            "peer": request.peer,
+            "scheme": request.scheme,
+            "received_at": request.received_at,
+            "user_agent": request.user_agent,
+            "content_type": request.content_type,
+        },
+    )
+
+
+def echo_routes(**route_kwargs: Any) -> list[Route]:
+    return [
+        Route(ALL_METHODS, "/echo", echo, **route_kwargs),
+        Route(ALL_METHODS, "/prefix/", echo, prefix=True, **route_kwargs),
+    ]
+
+
+def exchange(port: int, data: bytes, *, timeout: float = 5.0, shutdown: bool = False) -> bytes:
+    """Send ``data`` on a fresh connection and read until the server closes it (or ``timeout``)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        with contextlib.suppress(OSError):
+            sock.sendall(data)
+            if shutdown:
+                sock.shutdown(socket.SHUT_WR)
+        return read_until_closed(sock, timeout)
+
+
+def read_until_closed(sock: socket.socket, timeout: float = 5.0) -> bytes:
+    sock.settimeout(timeout)
+    chunks: list[bytes] = []
+    with contextlib.suppress(OSError):  # reset or timeout: return what arrived
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def read_response(sock: socket.socket, timeout: float = 5.0) -> tuple[int, dict[str, str], bytes]:
+    """Read one Content-Length-framed response from ``sock``."""
+    sock.settimeout(timeout)
+    buffer = b""
+    while b"\r\n\r\n" not in buffer:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError(f"closed before a full response head: {buffer!r}")
+        buffer += chunk
+    head, _, rest = buffer.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ")[1])
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    length = int(headers.get("content-length", "0"))
+    while len(rest) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        rest += chunk
+    return status, headers, rest[:length]
+
+
+def status_of(raw: bytes) -> int | None:
+    """The status code of the first response in ``raw``, or None when nothing came back."""
+    if not raw.startswith(b"HTTP/1.1 "):
+        return None
+    return int(raw[9:12])
+
+
+def body_json(raw: bytes) -> Any:
+    return json.loads(raw.partition(b"\r\n\r\n")[2])
+
+
+class Wire:
+    """The module's helpers, handed to tests by the ``wire`` fixture."""
+
+    LoopThread = LoopThread
+    ALL_METHODS = ALL_METHODS
+    echo = staticmethod(echo)
+    echo_routes = staticmethod(echo_routes)
+    exchange = staticmethod(exchange)
+    read_until_closed = staticmethod(read_until_closed)
+    read_response = staticmethod(read_response)
+    status_of = staticmethod(status_of)
+    body_json = staticmethod(body_json)
+
+
+@pytest.fixture(scope="session")
+def wire() -> type[Wire]:
+    return Wire
+
+
+@pytest.fixture(scope="module")
+def module_loop() -> Iterator[LoopThread]:
+    thread = LoopThread()
+    try:
+        yield thread
+    finally:
+        thread.close()
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    ca_cert: pathlib.Path
+    server_cert: pathlib.Path
+    server_key: pathlib.Path
+    client_cert: pathlib.Path
+    client_key: pathlib.Path
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    directory = tmp_path_factory.mktemp("tls")
+    now = datetime.datetime.now(datetime.UTC)
+
+    def write_key(key: ec.EllipticCurvePrivateKey, name: str) -> pathlib.Path:
+        path = directory / name
+        path.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        return path
+
+    def write_cert(cert: x509.Certificate, name: str) -> pathlib.Path:
+        path = directory / name
+        path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        return path
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "promscope test CA")])
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+
+    def leaf(common_name: str, usage: x509.ObjectIdentifier, server: bool) -> tuple[x509.Certificate, Any]:
+        key = ec.generate_private_key(ec.SECP256R1())
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+            .issuer_name(ca_name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+            )
+        )
+        if server:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName(
+                    [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+                ),
+                critical=False,
+            )
+        return builder.sign(ca_key, hashes.SHA256()), key
+
+    server_cert, server_key = leaf("127.0.0.1", ExtendedKeyUsageOID.SERVER_AUTH, True)
+    client_cert, client_key = leaf("pusher", ExtendedKeyUsageOID.CLIENT_AUTH, False)
+    return TlsFiles(
+        ca_cert=write_cert(ca_cert, "ca.pem"),
+        server_cert=write_cert(server_cert, "server.pem"),
+        server_key=write_key(server_key, "server-key.pem"),
+        client_cert=write_cert(client_cert, "client.pem"),
+        client_key=write_key(client_key, "client-key.pem"),
+    )
