@@ -1,0 +1,1366 @@
+"""Evaluate parsed PromQL over series held in memory, as Prometheus 2's engine does.
+
+::
+
+    from promscope.query import Engine, SeriesSet
+
+    data = SeriesSet.from_samples([({"__name__": "x_total", "job": "a"}, 1700000000.0, 1.0), ...])
+    engine = Engine(data)
+    result = engine.instant('sum by (job) (rate(x_total[5m]))', time=1700000300.0)
+    result.data()        # {"resultType": "vector", "result": [{"metric": {...}, "value": [t, "0.5"]}]}
+    engine.range("x_total", start, end, step).data()   # "matrix"
+
+Semantics follow Prometheus 2.x (the Debian ``prometheus`` 2.42 the
+differential test runs against): instant selectors look back
+``lookback_delta`` (5 minutes) and take the newest sample in
+``[t - 5m, t]``; range selectors take ``[t - range, t]``, both ends
+included (``left_open=True`` gives Prometheus 3's ``(t - range, t]`` for both);
+a stale marker ends a series; functions and arithmetic drop ``__name__``;
+vector/vector operators match one-to-one on all labels but the name, or
+``on(...)``/``ignoring(...)``; rate/increase/delta extrapolate as
+``extrapolatedRate`` does.
+
+How it stays fast: a selector is read once per query for the whole time span
+into flat arrays (CSR: one timestamp and one value array, series by series),
+and every step is a handful of numpy operations over all series at once (a
+``searchsorted`` finds every series' window in one call). Labels live in
+tables that are shared between steps, with derived tables (name dropped,
+groups, match signatures) computed once per table; a :class:`SeriesSet`
+also hands over label columns so ``sum by (namespace)`` groups 100k series
+with ``numpy.unique`` rather than a Python loop.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from promscope.model import Labels
+from promscope.query.ast import (
+    ARITHMETIC,
+    COMPARISONS,
+    Aggregate,
+    Binary,
+    Call,
+    Expr,
+    LabelMatcher,
+    MatrixSelector,
+    NumberLiteral,
+    Paren,
+    StringLiteral,
+    Unary,
+    ValueType,
+    VectorSelector,
+    walk,
+)
+from promscope.query.lexer import QueryError
+from promscope.query.parser import parse
+
+__all__ = [
+    "DEFAULT_LOOKBACK",
+    "MAX_POINTS",
+    "Engine",
+    "QueryResult",
+    "ResultSeries",
+    "Series",
+    "SeriesLike",
+    "SeriesSet",
+    "SeriesSource",
+    "format_value",
+]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+DEFAULT_LOOKBACK = 300.0
+"""Seconds an instant selector looks back for a sample (Prometheus's ``--query.lookback-delta``)."""
+MAX_POINTS = 11_000
+"""Most steps a range query may have, as Prometheus's API allows."""
+MAX_CELLS = 4_000_000
+"""Padded window cells computed at once by the over-time functions (bounds memory per chunk)."""
+
+STALE_NAN_BITS = 0x7FF0_0000_0000_0002
+"""Prometheus's stale marker: a NaN with this exact bit pattern ends a series."""
+
+_NAME = "__name__"
+_EMPTY_INT: IntArray = np.zeros(0, np.int64)
+_EMPTY_FLOAT: FloatArray = np.zeros(0, np.float64)
+
+
+# -- where series come from ------------------------------------------------------------------------------
+
+
+class SeriesLike(Protocol):
+    """One series' points, as the store's ``SeriesView`` gives them."""
+
+    @property
+    def labels(self) -> Labels: ...
+    @property
+    def timestamps(self) -> FloatArray: ...
+    @property
+    def values(self) -> FloatArray: ...
+
+
+class SeriesSource(Protocol):
+    """Anything that answers ``select``: :class:`SeriesSet`, the live store, a session."""
+
+    def select(self, matchers: Sequence[LabelMatcher], start: float, end: float) -> Sequence[SeriesLike]: ...
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Series:
+    """A series held by :class:`SeriesSet`: sorted labels (with ``__name__``), seconds, values."""
+
+    labels: Labels
+    timestamps: FloatArray
+    values: FloatArray
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Columns:
+    """Label columns for a batch: per label name, one code per series (-1: absent) and the value strings."""
+
+    names: tuple[str, ...]
+    column: Callable[[str], tuple[npt.NDArray[np.int32], list[str]]]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Batch:
+    """Selected series in CSR layout, times in integer milliseconds."""
+
+    labels: list[Labels]
+    ts: IntArray
+    values: FloatArray
+    starts: IntArray
+    ends: IntArray
+    columns: _Columns | None = None
+
+    @staticmethod
+    def build(
+        labels: list[Labels],
+        timestamps: Sequence[FloatArray],
+        values: Sequence[FloatArray],
+        columns: _Columns | None = None,
+    ) -> _Batch:
+        counts = np.fromiter((len(t) for t in timestamps), np.int64, len(timestamps))
+        starts = np.zeros(len(timestamps), np.int64)
+        if len(counts):
+            np.cumsum(counts[:-1], out=starts[1:])
+        ts = np.rint(np.concatenate(timestamps) * 1000.0).astype(np.int64) if len(timestamps) else _EMPTY_INT
+        vals = np.concatenate(values).astype(np.float64, copy=False) if len(values) else _EMPTY_FLOAT
+        return _Batch(labels, ts, vals, starts, starts + counts, columns)
+
+
+class SeriesSet:
+    """A fixed set of series in memory: what a file, a backfill, a session or a scrape pair becomes.
+
+    Points are kept as they are (a counter that goes down stays down, as
+    ``promtool tsdb create-blocks-from openmetrics`` keeps it); points of one
+    series with the same timestamp keep the last value. Selecting uses an
+    inverted index (label -> value -> series), as Prometheus's postings do.
+    """
+
+    def __init__(self, series: Iterable[SeriesLike] = ()) -> None:
+        merged: dict[Labels, list[tuple[FloatArray, FloatArray]]] = {}
+        for one in series:
+            key = tuple(sorted(one.labels))
+            merged.setdefault(key, []).append(
+                (np.asarray(one.timestamps, np.float64), np.asarray(one.values, np.float64))
+            )
+        labels = sorted(merged)
+        self._labels: list[Labels] = labels
+        timestamps: list[FloatArray] = []
+        values: list[FloatArray] = []
+        for key in labels:
+            parts = merged[key]
+            ts = np.concatenate([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
+            vs = np.concatenate([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
+            if len(ts) > 1 and not bool(np.all(ts[1:] > ts[:-1])):
+                order = np.argsort(ts, kind="stable")
+                ts, vs = ts[order], vs[order]
+                keep = np.ones(len(ts), bool)
+                keep[:-1] = ts[1:] != ts[:-1]  # duplicates: the last one written wins
+                ts, vs = ts[keep], vs[keep]
+            timestamps.append(ts)
+            values.append(vs)
+        self._all = _Batch.build(labels, timestamps, values)
+        self._index: dict[str, dict[str, IntArray]] = {}
+        postings: dict[str, dict[str, list[int]]] = {}
+        for i, key in enumerate(labels):
+            for name, value in key:
+                postings.setdefault(name, {}).setdefault(value, []).append(i)
+        for name, by_value in postings.items():
+            self._index[name] = {value: np.asarray(ids, np.int64) for value, ids in by_value.items()}
+        self._codes: dict[str, tuple[npt.NDArray[np.int32], list[str]]] = {}
+
+    @classmethod
+    def from_samples(cls, samples: Iterable[tuple[Mapping[str, str] | Labels, float, float]]) -> SeriesSet:
+        """``(labels with __name__, timestamp seconds, value)`` triples, in any order."""
+        grouped: dict[Labels, tuple[list[float], list[float]]] = {}
+        for labels, timestamp, value in samples:
+            pairs = labels.items() if isinstance(labels, Mapping) else labels
+            key = tuple(sorted(pairs))
+            entry = grouped.get(key)
+            if entry is None:
+                entry = grouped[key] = ([], [])
+            entry[0].append(timestamp)
+            entry[1].append(value)
+        return cls(
+            Series(key, np.asarray(ts, np.float64), np.asarray(vs, np.float64))
+            for key, (ts, vs) in grouped.items()
+        )
+
+    def __len__(self) -> int:
+        return len(self._labels)
+
+    @property
+    def sample_count(self) -> int:
+        return len(self._all.ts)
+
+    def time_range(self) -> tuple[float, float] | None:
+        """Oldest and newest sample times (seconds), or None when empty."""
+        if not len(self._all.ts):
+            return None
+        return float(self._all.ts.min()) / 1000.0, float(self._all.ts.max()) / 1000.0
+
+    def names(self) -> list[str]:
+        return sorted(self._index.get(_NAME, {}))
+
+    def _ids(self, matchers: Sequence[LabelMatcher]) -> IntArray:
+        selected: IntArray | None = None
+        total = len(self._labels)
+        # Matchers that do not match "" narrow through the index; the rest filter what is left.
+        for matcher in sorted(matchers, key=lambda m: (m.matches_empty, m.op != "=")):
+            by_value = self._index.get(matcher.name, {})
+            if matcher.op == "=" and matcher.value:
+                ids = by_value.get(matcher.value, _EMPTY_INT)
+            else:
+                hits = [ids for value, ids in by_value.items() if matcher.matches(value)]
+                ids = np.unique(np.concatenate(hits)) if hits else _EMPTY_INT
+                if matcher.matches_empty:  # series without the label match as well
+                    having = [ids for value, ids in by_value.items() if not matcher.matches(value)]
+                    excluded = np.unique(np.concatenate(having)) if having else _EMPTY_INT
+                    base = selected if selected is not None else np.arange(total, dtype=np.int64)
+                    selected = base[~np.isin(base, excluded, assume_unique=True)]
+                    continue
+            selected = ids if selected is None else np.intersect1d(selected, ids, assume_unique=True)
+            if not len(selected):
+                break
+        if selected is None:
+            selected = np.arange(total, dtype=np.int64)
+        return np.sort(selected)
+
+    def select(self, matchers: Sequence[LabelMatcher], start: float, end: float) -> list[Series]:
+        """Series matching every matcher, with their points in ``[start, end]`` (seconds)."""
+        out: list[Series] = []
+        lo, hi = round(start * 1000), round(end * 1000)
+        for i in self._ids(matchers):
+            a, b = int(self._all.starts[i]), int(self._all.ends[i])
+            ts = self._all.ts[a:b]
+            first, last = np.searchsorted(ts, lo, "left"), np.searchsorted(ts, hi, "right")
+            if last > first:
+                out.append(
+                    Series(
+                        self._labels[i],
+                        ts[first:last].astype(np.float64) / 1000.0,
+                        self._all.values[a:b][first:last],
+                    )
+                )
+        return out
+
+    def _select_batch(self, matchers: Sequence[LabelMatcher]) -> _Batch:
+        ids = self._ids(matchers)
+        all_ = self._all
+        counts = all_.ends[ids] - all_.starts[ids]
+        starts = np.zeros(len(ids), np.int64)
+        if len(ids):
+            np.cumsum(counts[:-1], out=starts[1:])
+        if len(ids) == len(self._labels):
+            take: IntArray | slice = slice(None)
+        else:
+            take = np.repeat(all_.starts[ids] - starts, counts) + np.arange(int(counts.sum()), dtype=np.int64)
+        labels = [self._labels[i] for i in ids]
+        names = tuple(sorted({name for name, by_value in self._index.items()}))
+
+        def column(name: str) -> tuple[npt.NDArray[np.int32], list[str]]:
+            codes, strings = self._column(name)
+            return codes[ids], strings
+
+        return _Batch(
+            labels, all_.ts[take], all_.values[take], starts, starts + counts, _Columns(names, column)
+        )
+
+    def _column(self, name: str) -> tuple[npt.NDArray[np.int32], list[str]]:
+        cached = self._codes.get(name)
+        if cached is None:
+            codes = np.full(len(self._labels), -1, np.int32)
+            strings: list[str] = []
+            for code, (value, ids) in enumerate(self._index.get(name, {}).items()):
+                codes[ids] = code
+                strings.append(value)
+            cached = self._codes[name] = (codes, strings)
+        return cached
+
+
+# -- results ---------------------------------------------------------------------------------------------
+
+
+def format_value(value: float) -> str:
+    """A sample value as Prometheus's API writes it (Go's ``FormatFloat(v, 'f', -1, 64)``)."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    text: str = np.format_float_positional(value, trim="-")
+    return text
+
+
+def _api_time(ms: int) -> float | int:
+    return ms // 1000 if ms % 1000 == 0 else ms / 1000.0
+
+
+@dataclass(frozen=True, slots=True)
+class ResultSeries:
+    """One series of a result: labels and its points ``(time seconds, value)``, one for a vector."""
+
+    labels: Labels
+    points: tuple[tuple[float, float], ...]
+
+    @property
+    def metric(self) -> dict[str, str]:
+        return dict(self.labels)
+
+    @property
+    def value(self) -> float:
+        """The (last) value: a vector sample's value."""
+        return self.points[-1][1]
+
+
+@dataclass(frozen=True, slots=True)
+class QueryResult:
+    """What a query evaluated to, with the expression it came from.
+
+    ``series`` holds the vector's samples or the matrix's series; a scalar or
+    string result has ``scalar``/``string`` and the evaluation ``time``.
+    """
+
+    type: ValueType
+    expression: str
+    series: tuple[ResultSeries, ...] = ()
+    scalar: float | None = None
+    string: str | None = None
+    time: float = 0.0
+    points: tuple[tuple[float, float], ...] = field(default=())
+    """For a scalar range query: the scalar at each step."""
+
+    @property
+    def empty(self) -> bool:
+        if self.type in (ValueType.VECTOR, ValueType.MATRIX):
+            return not self.series
+        return False
+
+    def data(self) -> dict[str, Any]:
+        """The ``data`` member of Prometheus's ``/api/v1/query`` (or ``query_range``) answer."""
+        if self.type is ValueType.SCALAR and not self.points:
+            return {
+                "resultType": "scalar",
+                "result": [_api_time_s(self.time), format_value(self.scalar or 0.0)],
+            }
+        if self.type is ValueType.STRING:
+            return {"resultType": "string", "result": [_api_time_s(self.time), self.string or ""]}
+        if self.type is ValueType.VECTOR:
+            return {
+                "resultType": "vector",
+                "result": [
+                    {
+                        "metric": s.metric,
+                        "value": [_api_time_s(s.points[-1][0]), format_value(s.points[-1][1])],
+                    }
+                    for s in self.series
+                ],
+            }
+        return {
+            "resultType": "matrix",
+            "result": [
+                {"metric": s.metric, "values": [[_api_time_s(t), format_value(v)] for t, v in s.points]}
+                for s in self.series
+            ],
+        }
+
+
+def _api_time_s(seconds: float) -> float | int:
+    return _api_time(round(seconds * 1000))
+
+
+# -- evaluation values -------------------------------------------------------------------------------------
+
+
+class _Table:
+    """Label sets shared by the steps of one query, with what is derived from them computed once."""
+
+    __slots__ = ("_cache", "_labels", "_make", "columns", "size")
+
+    def __init__(
+        self,
+        labels: list[Labels] | None,
+        *,
+        size: int | None = None,
+        make: Callable[[], list[Labels]] | None = None,
+        columns: _Columns | None = None,
+    ) -> None:
+        self._labels = labels
+        self._make = make
+        self.size = len(labels) if labels is not None else int(size or 0)
+        self.columns = columns
+        self._cache: dict[Any, Any] = {}
+
+    @property
+    def labels(self) -> list[Labels]:
+        if self._labels is None:
+            assert self._make is not None
+            self._labels = self._make()
+        return self._labels
+
+    def cached(self, key: Any, compute: Callable[[], Any]) -> Any:
+        try:
+            return self._cache[key]
+        except KeyError:
+            value = self._cache[key] = compute()
+            return value
+
+    def without_name(self) -> _Table:
+        def compute() -> _Table:
+            parent = self
+            columns = None
+            if self.columns is not None:
+                cols = self.columns
+                columns = _Columns(tuple(n for n in cols.names if n != _NAME), cols.column)
+            table = _Table(
+                None, size=self.size, make=lambda: [_drop_name(ls) for ls in parent.labels], columns=columns
+            )
+            table._cache["without_name"] = table
+            return table
+
+        result: _Table = self.cached("without_name", compute)
+        return result
+
+    def identity(self) -> IntArray:
+        """For each row, the first row with equal labels (duplicates share it)."""
+
+        def compute() -> IntArray:
+            first: dict[Labels, int] = {}
+            return np.fromiter(
+                (first.setdefault(ls, i) for i, ls in enumerate(self.labels)), np.int64, self.size
+            )
+
+        result: IntArray = self.cached("identity", compute)
+        return result
+
+    def groups(self, names: tuple[str, ...], without: bool) -> tuple[IntArray, _Table]:
+        """Group id per row and the table of group labels, for ``by``/``without (names)``."""
+        key = ("groups", without, names)
+        result: tuple[IntArray, _Table] = self.cached(key, lambda: self._groups(names, without))
+        return result
+
+    def _groups(self, names: tuple[str, ...], without: bool) -> tuple[IntArray, _Table]:
+        if self.columns is not None:
+            dropped = set(names) | {_NAME}
+            keep = [n for n in self.columns.names if n not in dropped] if without else sorted(set(names))
+            if not keep:
+                return np.zeros(self.size, np.int64), _Table([()])
+            cols = [self.columns.column(n) for n in keep]
+            codes = np.stack([c[0] for c in cols], axis=1).astype(np.int64)
+            unique, inverse = np.unique(codes, axis=0, return_inverse=True)
+            group_labels = [
+                tuple((keep[j], cols[j][1][code]) for j, code in enumerate(row) if code >= 0)
+                for row in unique.tolist()
+            ]
+            return inverse.reshape(-1).astype(np.int64), _Table(group_labels)
+        group_of: dict[Labels, int] = {}
+        if without:
+            dropped = set(names) | {_NAME}
+            keys = [tuple(p for p in ls if p[0] not in dropped) for ls in self.labels]
+        else:
+            wanted = set(names)
+            keys = [tuple(p for p in ls if p[0] in wanted) for ls in self.labels]
+        gids = np.fromiter((group_of.setdefault(k, len(group_of)) for k in keys), np.int64, len(keys))
+        return gids, _Table(list(group_of))
+
+
+def _drop_name(labels: Labels) -> Labels:
+    if labels and labels[0][0] == _NAME:
+        return labels[1:]
+    return tuple(p for p in labels if p[0] != _NAME)
+
+
+@dataclass(slots=True)
+class _Vector:
+    table: _Table
+    rows: IntArray
+    values: FloatArray
+    ordered: bool = False
+    """True when the order is meaningful (topk, sort): output keeps it instead of sorting by labels."""
+
+    def labels(self) -> list[Labels]:
+        table_labels = self.table.labels
+        return [table_labels[r] for r in self.rows.tolist()]
+
+
+_Value = float | str | _Vector
+
+
+def _empty_vector() -> _Vector:
+    return _Vector(_Table([]), _EMPTY_INT, _EMPTY_FLOAT)
+
+
+# -- the engine --------------------------------------------------------------------------------------------
+
+
+class Engine:
+    """Evaluates PromQL over a :class:`SeriesSource`.
+
+    ``lookback_delta`` is how far back an instant selector looks (seconds);
+    ``left_open`` excludes the oldest edge of windows, as Prometheus 3 does.
+    """
+
+    def __init__(
+        self,
+        source: SeriesSource,
+        *,
+        lookback_delta: float = DEFAULT_LOOKBACK,
+        left_open: bool = False,
+        max_points: int = MAX_POINTS,
+    ) -> None:
+        self.source = source
+        self.lookback_delta = lookback_delta
+        self.left_open = left_open
+        self.max_points = max_points
+
+    def instant(self, expression: str | Expr, time: float) -> QueryResult:
+        """Evaluate at one instant (seconds), as ``/api/v1/query?time=`` does."""
+        text, node = _parsed(expression)
+        t = round(time * 1000)
+        run = _Run(self, text, [t])
+        value = run.eval(node, t)
+        return _instant_result(node, text, value, t)
+
+    def range(self, expression: str | Expr, start: float, end: float, step: float) -> QueryResult:
+        """Evaluate at ``start, start + step, … <= end``, as ``/api/v1/query_range`` does (a matrix)."""
+        text, node = _parsed(expression)
+        if step <= 0:
+            raise QueryError(
+                "zero or negative query resolution step widths are not accepted", text, None, kind="bad range"
+            )
+        if end < start:
+            raise QueryError("end timestamp must not be before start time", text, None, kind="bad range")
+        start_ms, end_ms, step_ms = round(start * 1000), round(end * 1000), max(1, round(step * 1000))
+        count = (end_ms - start_ms) // step_ms + 1
+        if count > self.max_points:
+            raise QueryError(
+                f"exceeded maximum resolution of {self.max_points:,} points per timeseries; "
+                "try a larger step",
+                text,
+                None,
+                kind="bad range",
+            )
+        times = [start_ms + i * step_ms for i in range(count)]
+        if node.type not in (ValueType.SCALAR, ValueType.VECTOR):
+            raise QueryError(
+                f'invalid expression type "{node.type.description}" for range query, must be scalar or '
+                "instant vector",
+                text,
+                None,
+                kind="bad range",
+            )
+        run = _Run(self, text, times)
+        if node.type is ValueType.SCALAR:
+            points = tuple((t / 1000.0, _as_float(run.eval(node, t))) for t in times)
+            return QueryResult(
+                ValueType.MATRIX,
+                text,
+                series=(ResultSeries((), points),),
+                time=end_ms / 1000.0,
+            )
+        collected: dict[Labels, list[tuple[float, float]]] = {}
+        for t in times:
+            value = run.eval(node, t)
+            assert isinstance(value, _Vector)
+            seconds = t / 1000.0
+            for labels, v in zip(value.labels(), value.values.tolist(), strict=True):
+                found = collected.get(labels)
+                if found is None:
+                    found = collected[labels] = []
+                found.append((seconds, v))
+        series = tuple(ResultSeries(labels, tuple(collected[labels])) for labels in sorted(collected))
+        return QueryResult(ValueType.MATRIX, text, series=series, time=end_ms / 1000.0)
+
+
+def _parsed(expression: str | Expr) -> tuple[str, Expr]:
+    if isinstance(expression, Expr):
+        return str(expression), expression
+    return expression, parse(expression)
+
+
+def _as_float(value: _Value) -> float:
+    assert isinstance(value, float)
+    return value
+
+
+def _instant_result(node: Expr, text: str, value: _Value, t: int) -> QueryResult:
+    seconds = t / 1000.0
+    if isinstance(value, str):
+        return QueryResult(ValueType.STRING, text, string=value, time=seconds)
+    if isinstance(value, float):
+        return QueryResult(ValueType.SCALAR, text, scalar=value, time=seconds)
+    labels = value.labels()
+    values = value.values.tolist()
+    pairs = list(zip(labels, values, strict=True))
+    if not value.ordered:
+        pairs.sort(key=lambda p: p[0])
+    series = tuple(ResultSeries(ls, ((seconds, v),)) for ls, v in pairs)
+    return QueryResult(ValueType.VECTOR, text, series=series, time=seconds)
+
+
+class _Run:
+    """One query's evaluation: selected data and derived tables, shared by its steps."""
+
+    def __init__(self, engine: Engine, text: str, times: Sequence[int]) -> None:
+        self.engine = engine
+        self.text = text
+        self.lookback = round(engine.lookback_delta * 1000)
+        self.left_open = engine.left_open
+        self.first = times[0]
+        self.last = times[-1]
+        self.batches: dict[int, _Prepared] = {}
+        self.interner: dict[Any, int] = {}
+        self.pair_tables: dict[tuple[int, int], _Table] = {}
+
+    def error(self, node: Expr, reason: str, pos: int | None = None) -> QueryError:
+        return QueryError(reason, self.text, node.pos if pos is None else pos, kind="evaluation error")
+
+    # -- selection ---------------------------------------------------------------------------------------
+
+    def prepared(self, selector: VectorSelector, range_ms: int) -> _Prepared:
+        key = id(selector)
+        found = self.batches.get(key)
+        if found is None:
+            offset = round(selector.offset * 1000)
+            span = range_ms if range_ms else self.lookback
+            start = self.first - offset - span
+            end = self.last - offset
+            found = self.batches[key] = _Prepared(
+                self._select(selector, start, end), drop_stale=bool(range_ms)
+            )
+        return found
+
+    def _select(self, selector: VectorSelector, start: int, end: int) -> _Batch:
+        source = self.engine.source
+        if isinstance(source, SeriesSet):
+            batch = source._select_batch(selector.matchers)
+            return _window(batch, start, end)
+        views = source.select(selector.matchers, start / 1000.0, end / 1000.0)
+        labels = [tuple(sorted(v.labels)) for v in views]
+        batch = _Batch.build(
+            labels,
+            [np.asarray(v.timestamps, np.float64) for v in views],
+            [np.asarray(v.values, np.float64) for v in views],
+        )
+        return _window(batch, start, end)
+
+    # -- evaluation --------------------------------------------------------------------------------------
+
+    def eval(self, node: Expr, t: int) -> _Value:
+        if isinstance(node, NumberLiteral):
+            return float(node.value)
+        if isinstance(node, StringLiteral):
+            return node.value
+        if isinstance(node, Paren):
+            return self.eval(node.expr, t)
+        if isinstance(node, VectorSelector):
+            return self.instant_selector(node, t)
+        if isinstance(node, Call):
+            return self.call(node, t)
+        if isinstance(node, Aggregate):
+            return self.aggregate(node, t)
+        if isinstance(node, Binary):
+            return self.binary(node, t)
+        if isinstance(node, Unary):
+            value = self.eval(node.expr, t)
+            if isinstance(value, float):
+                return -value
+            assert isinstance(value, _Vector)
+            return _Vector(value.table.without_name(), value.rows, -value.values)
+        if isinstance(node, MatrixSelector):
+            raise self.error(
+                node, "a range vector cannot be the result of a query here; wrap it in a function"
+            )
+        raise self.error(node, f"cannot evaluate {type(node).__name__}")
+
+    def instant_selector(self, node: VectorSelector, t: int) -> _Vector:
+        prepared = self.prepared(node, 0)
+        batch = prepared.batch
+        if not len(batch.starts):
+            return _Vector(prepared.table, _EMPTY_INT, _EMPTY_FLOAT)
+        q = t - round(node.offset * 1000)
+        last = prepared.search(q, "right") - 1
+        valid = last >= batch.starts
+        safe = np.where(valid, last, 0)
+        if len(batch.ts):
+            oldest = q - self.lookback
+            times = batch.ts[safe]
+            valid &= (times > oldest) if self.left_open else (times >= oldest)
+            if prepared.stale is not None:
+                valid &= ~prepared.stale[safe]
+        rows = np.flatnonzero(valid)
+        return _Vector(prepared.table, rows, batch.values[last[rows]])
+
+    def windows(self, node: MatrixSelector, t: int) -> tuple[_Prepared, IntArray, IntArray, int, int]:
+        """For every series: first and last index inside the window, and the window's edges (ms)."""
+        range_ms = round(node.range * 1000)
+        prepared = self.prepared(node.vector, range_ms)
+        hi = t - round(node.vector.offset * 1000)
+        lo = hi - range_ms
+        first = prepared.search(lo + 1 if self.left_open else lo, "left")
+        last = prepared.search(hi, "right") - 1
+        return prepared, first, last, lo, hi
+
+    def call(self, node: Call, t: int) -> _Value:
+        name = node.func
+        if name == "time":
+            return t / 1000.0
+        args = node.args
+        if args and isinstance(args[0], MatrixSelector):
+            return self.range_function(node, args[0], t)
+        if name == "vector":
+            value = _as_float(self.eval(args[0], t))
+            return _Vector(_Table([()]), np.zeros(1, np.int64), np.array([value]))
+        if name == "scalar":
+            vec = self.eval(args[0], t)
+            assert isinstance(vec, _Vector)
+            return float(vec.values[0]) if len(vec.values) == 1 else math.nan
+        if name == "histogram_quantile":
+            q = _as_float(self.eval(args[0], t))
+            vec = self.eval(args[1], t)
+            assert isinstance(vec, _Vector)
+            return self.histogram_quantile(node, q, vec)
+        first = self.eval(args[0], t)
+        assert isinstance(first, _Vector)
+        vec = first
+        extra = [_as_float(self.eval(a, t)) for a in args[1:]]
+        if name in ("sort", "sort_desc"):
+            values = vec.values
+            key = np.where(np.isnan(values), np.inf, values if name == "sort" else -values)
+            order = np.argsort(key, kind="stable")
+            return _Vector(vec.table, vec.rows[order], values[order], ordered=True)
+        if name == "timestamp":
+            return self.timestamps(node, t)
+        values = _elementwise(name, vec.values, extra)
+        return self.checked(node, _Vector(vec.table.without_name(), vec.rows, values))
+
+    def timestamps(self, node: Call, t: int) -> _Vector:
+        arg = node.args[0]
+        inner = arg.expr if isinstance(arg, Paren) else arg
+        if isinstance(inner, VectorSelector):
+            vec = self.instant_selector(inner, t)
+            prepared = self.prepared(inner, 0)
+            q = t - round(inner.offset * 1000)
+            last = prepared.search(q, "right") - 1
+            stamps = prepared.batch.ts[last[vec.rows]] / 1000.0
+            return _Vector(vec.table.without_name(), vec.rows, stamps.astype(np.float64))
+        other = self.eval(arg, t)
+        assert isinstance(other, _Vector)
+        return _Vector(other.table.without_name(), other.rows, np.full(len(other.rows), t / 1000.0))
+
+    def checked(self, node: Expr, vec: _Vector) -> _Vector:
+        """Refuse a vector whose label sets repeat, as Prometheus does after dropping names."""
+        if len(vec.rows) > 1:
+            ident = vec.table.identity()[vec.rows]
+            if len(np.unique(ident)) != len(ident):
+                raise self.error(node, "vector cannot contain metrics with the same labelset")
+        return vec
+
+    def range_function(self, node: Call, arg: MatrixSelector, t: int) -> _Vector:
+        prepared, first, last, lo, hi = self.windows(arg, t)
+        batch = prepared.batch
+        count = np.maximum(last - first + 1, 0)
+        name = node.func
+        needs = 2 if name in ("rate", "irate", "increase", "delta", "idelta", "deriv") else 1
+        rows = np.flatnonzero(count >= needs)
+        a, b, n = first[rows], last[rows], count[rows]
+        ts, vals = batch.ts, batch.values
+        range_s = arg.range
+        with np.errstate(all="ignore"):
+            if name in ("rate", "increase", "delta"):
+                values = _extrapolated(
+                    prepared, a, b, n, lo, hi, range_s, counter=name != "delta", per_second=name == "rate"
+                )
+            elif name in ("irate", "idelta"):
+                current, previous = vals[b], vals[b - 1]
+                diff = current - previous
+                if name == "irate":
+                    diff = np.where(current < previous, current, diff)
+                    seconds = (ts[b] - ts[b - 1]) / 1000.0
+                    values = diff / seconds
+                else:
+                    values = diff
+            elif name == "count_over_time":
+                values = n.astype(np.float64)
+            elif name == "last_over_time":
+                values = vals[b]
+            else:
+                values = _padded_reduce(name, ts, vals, a, n)
+        table = prepared.table if name == "last_over_time" else prepared.table.without_name()
+        return self.checked(node, _Vector(table, rows, values))
+
+    def histogram_quantile(self, node: Call, q: float, vec: _Vector) -> _Vector:
+        buckets: dict[Labels, list[tuple[float, float]]] = {}
+        for labels, value in zip(vec.labels(), vec.values.tolist(), strict=True):
+            le = None
+            rest: list[tuple[str, str]] = []
+            for pair in labels:
+                if pair[0] == "le":
+                    le = pair[1]
+                elif pair[0] != _NAME:
+                    rest.append(pair)
+            if le is None:
+                continue
+            try:
+                upper = float(le)
+            except ValueError:
+                continue
+            buckets.setdefault(tuple(rest), []).append((upper, value))
+        groups = list(buckets)
+        values = np.array([_bucket_quantile(q, buckets[g]) for g in groups], np.float64)
+        return _Vector(_Table(groups), np.arange(len(groups), dtype=np.int64), values)
+
+    # -- aggregation -------------------------------------------------------------------------------------
+
+    def aggregate(self, node: Aggregate, t: int) -> _Vector:
+        vec = self.eval(node.expr, t)
+        assert isinstance(vec, _Vector)
+        op = node.op
+        k = 0
+        if node.param is not None:
+            param = _as_float(self.eval(node.param, t))
+            if math.isnan(param) or param < 1:
+                return _empty_vector()
+            k = int(min(param, 2**62))
+        if not len(vec.rows):
+            return _empty_vector()
+        gids_all, group_table = vec.table.groups(node.grouping, node.without)
+        gids = gids_all[vec.rows]
+        values = vec.values
+        if op in ("topk", "bottomk"):
+            return _top(vec, gids, k, largest=op == "topk")
+        present, dense = np.unique(gids, return_inverse=True)
+        groups = len(present)
+        with np.errstate(all="ignore"):
+            if op == "count":
+                result = np.bincount(dense, minlength=groups).astype(np.float64)
+            elif op == "sum":
+                result = _group_sum(dense, values, groups)
+            elif op == "avg":
+                result = _group_sum(dense, values, groups) / np.bincount(dense, minlength=groups)
+            else:  # min, max: NaN only when every value is NaN
+                order = np.argsort(dense, kind="stable")
+                sorted_values = values[order]
+                starts = np.searchsorted(dense[order], np.arange(groups))
+                reduce = np.fmin if op == "min" else np.fmax
+                result = reduce.reduceat(sorted_values, starts)
+        return _Vector(group_table, present.astype(np.int64), result.astype(np.float64, copy=False))
+
+    # -- binary operators -----------------------------------------------------------------------------------
+
+    def binary(self, node: Binary, t: int) -> _Value:
+        lhs = self.eval(node.lhs, t)
+        rhs = self.eval(node.rhs, t)
+        op = node.op
+        if isinstance(lhs, float) and isinstance(rhs, float):
+            return float(_scalar_op(op, lhs, rhs))
+        if isinstance(lhs, _Vector) and isinstance(rhs, float):
+            return self.vector_scalar(node, lhs, rhs, swapped=False)
+        if isinstance(lhs, float) and isinstance(rhs, _Vector):
+            return self.vector_scalar(node, rhs, lhs, swapped=True)
+        assert isinstance(lhs, _Vector) and isinstance(rhs, _Vector)
+        if op in ("and", "or", "unless"):
+            return self.set_operation(node, lhs, rhs)
+        return self.vector_vector(node, lhs, rhs)
+
+    def vector_scalar(self, node: Binary, vec: _Vector, scalar: float, *, swapped: bool) -> _Vector:
+        op = node.op
+        left = np.full(len(vec.values), scalar) if swapped else vec.values
+        right = vec.values if swapped else np.full(len(vec.values), scalar)
+        with np.errstate(all="ignore"):
+            if op in COMPARISONS:
+                keep = _compare(op, left, right)
+                if node.bool_modifier:
+                    return _Vector(vec.table.without_name(), vec.rows, keep.astype(np.float64))
+                return _Vector(vec.table, vec.rows[keep], vec.values[keep])
+            values = _arith(op, left, right)
+        return _Vector(vec.table.without_name(), vec.rows, values)
+
+    def signatures(self, vec: _Vector, on: bool, names: tuple[str, ...]) -> IntArray:
+        """Interned match signature per row of the vector (shared numbering across both sides)."""
+        key = ("signature", on, names)
+        interner = self.interner
+
+        def compute() -> IntArray:
+            wanted = set(names)
+            table_labels = vec.table.labels
+            if on:
+                keys: Iterable[Labels] = (tuple(p for p in ls if p[0] in wanted) for ls in table_labels)
+            else:
+                dropped = wanted | {_NAME}
+                keys = (tuple(p for p in ls if p[0] not in dropped) for ls in table_labels)
+            return np.fromiter(
+                (interner.setdefault(k, len(interner)) for k in keys), np.int64, vec.table.size
+            )
+
+        all_rows: IntArray = vec.table.cached(key, compute)
+        result: IntArray = all_rows[vec.rows]
+        return result
+
+    def set_operation(self, node: Binary, lhs: _Vector, rhs: _Vector) -> _Vector:
+        on, names = node.matching.on, node.matching.labels
+        if node.op == "or":
+            if not len(lhs.rows):
+                return rhs
+            if not len(rhs.rows):
+                return lhs
+        if not len(lhs.rows):
+            return lhs
+        lsig = self.signatures(lhs, on, names)
+        rsig = self.signatures(rhs, on, names) if len(rhs.rows) else _EMPTY_INT
+        if node.op == "and":
+            keep = np.isin(lsig, rsig)
+            return _Vector(lhs.table, lhs.rows[keep], lhs.values[keep])
+        if node.op == "unless":
+            keep = ~np.isin(lsig, rsig)
+            return _Vector(lhs.table, lhs.rows[keep], lhs.values[keep])
+        extra = ~np.isin(rsig, lsig)
+        table = self.joined(lhs.table, rhs.table)
+        rows = np.concatenate([lhs.rows, rhs.rows[extra] + lhs.table.size])
+        return _Vector(table, rows, np.concatenate([lhs.values, rhs.values[extra]]))
+
+    def joined(self, left: _Table, right: _Table) -> _Table:
+        key = (id(left), id(right))
+        table = self.pair_tables.get(key)
+        if table is None:
+            table = self.pair_tables[key] = _Table(
+                None, size=left.size + right.size, make=lambda: left.labels + right.labels
+            )
+        return table
+
+    def vector_vector(self, node: Binary, lhs: _Vector, rhs: _Vector) -> _Vector:
+        if not len(lhs.rows) or not len(rhs.rows):
+            return _empty_vector()
+        on, names = node.matching.on, node.matching.labels
+        lsig = self.signatures(lhs, on, names)
+        rsig = self.signatures(rhs, on, names)
+        unique_r, first_r, count_r = np.unique(rsig, return_index=True, return_counts=True)
+        if bool(np.any(count_r > 1)):
+            dup_sig = unique_r[np.argmax(count_r > 1)]
+            where = np.flatnonzero(rsig == dup_sig)[:2]
+            rlabels = rhs.labels()
+            group = _format_labels(_match_labels(rlabels[where[0]], on, names))
+            raise self.error(
+                node,
+                f"found duplicate series for the match group {group} "
+                "on the right hand-side of the operation: "
+                f"[{_format_labels(rlabels[where[1]])}, {_format_labels(rlabels[where[0]])}];"
+                "many-to-many matching not allowed: matching labels must be unique on one side",
+                node.op_pos,
+            )
+        position = np.searchsorted(unique_r, lsig)
+        position = np.minimum(position, len(unique_r) - 1)
+        matched = unique_r[position] == lsig
+        lidx = np.flatnonzero(matched)
+        ridx = first_r[position[lidx]]
+        left, right = lhs.values[lidx], rhs.values[ridx]
+        op = node.op
+        with np.errstate(all="ignore"):
+            if op in COMPARISONS:
+                keep = _compare(op, left, right)
+                if node.bool_modifier:
+                    values = keep.astype(np.float64)
+                else:
+                    lidx, values = lidx[keep], left[keep]
+            else:
+                values = _arith(op, left, right)
+        sigs = lsig[lidx]
+        if len(np.unique(sigs)) != len(sigs):
+            raise self.error(
+                node,
+                "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)",
+                node.op_pos,
+            )
+        drop_name = op in ARITHMETIC or node.bool_modifier
+        table = self.result_table(lhs.table, drop_name, node.matching.written, on, names)
+        return _Vector(table, lhs.rows[lidx], values)
+
+    def result_table(
+        self, table: _Table, drop_name: bool, written: bool, on: bool, names: tuple[str, ...]
+    ) -> _Table:
+        if not written or (not on and not names):
+            return table.without_name() if drop_name else table
+        key = ("result", drop_name, on, names)
+
+        def compute() -> _Table:
+            wanted = set(names)
+            source = table
+
+            def make() -> list[Labels]:
+                if on:
+                    return [tuple(p for p in ls if p[0] in wanted) for ls in source.labels]
+                dropped = wanted | ({_NAME} if drop_name else set())
+                return [tuple(p for p in ls if p[0] not in dropped) for ls in source.labels]
+
+            return _Table(None, size=table.size, make=make)
+
+        result: _Table = table.cached(key, compute)
+        return result
+
+
+class _Prepared:
+    """A selected batch with its label table and a search key for finding windows per series."""
+
+    __slots__ = ("_base", "_cap", "_keys", "_segments", "batch", "stale", "table")
+
+    def __init__(self, batch: _Batch, *, drop_stale: bool) -> None:
+        stale = _stale_mask(batch.values)
+        if stale is not None and drop_stale:
+            batch = _filtered(batch, ~stale)
+            stale = None
+        self.batch = batch
+        self.stale = stale
+        self.table = _Table(batch.labels, columns=batch.columns)
+        n = len(batch.starts)
+        if len(batch.ts):
+            self._base = int(batch.ts.min()) - 1
+            self._cap = int(batch.ts.max()) - self._base + 1
+        else:
+            self._base, self._cap = 0, 1
+        shift = max(self._cap.bit_length(), 1)
+        if shift + max(n, 1).bit_length() > 62:
+            raise QueryError(
+                "too many series over too long a time span for one query", "", None, kind="evaluation error"
+            )
+        segment = np.repeat(np.arange(n, dtype=np.int64), batch.ends - batch.starts)
+        self._keys = (segment << shift) + (batch.ts - self._base)
+        self._segments = np.arange(n, dtype=np.int64) << shift
+
+    def search(self, at: int, side: str) -> IntArray:
+        """Per series: where ``at`` (ms) would go among its points (``searchsorted`` with ``side``)."""
+        rel = min(max(at - self._base, 0), self._cap)
+        result: IntArray = np.searchsorted(self._keys, self._segments + rel, side=side)  # type: ignore[call-overload]
+        return result
+
+
+def _stale_mask(values: FloatArray) -> BoolArray | None:
+    if not len(values) or not bool(np.isnan(values).any()):
+        return None
+    mask: BoolArray = values.view(np.uint64) == np.uint64(STALE_NAN_BITS)
+    return mask if bool(mask.any()) else None
+
+
+def _filtered(batch: _Batch, keep: BoolArray) -> _Batch:
+    kept_before = np.concatenate([[0], np.cumsum(keep)])
+    starts = kept_before[batch.starts]
+    ends = kept_before[batch.ends]
+    return _Batch(batch.labels, batch.ts[keep], batch.values[keep], starts, ends, batch.columns)
+
+
+def _window(batch: _Batch, start: int, end: int) -> _Batch:
+    """The batch cut to points in ``[start, end]`` ms (series keep their rows, possibly empty)."""
+    if not len(batch.ts):
+        return batch
+    inside = (batch.ts >= start) & (batch.ts <= end)
+    if bool(inside.all()):
+        return batch
+    return _filtered(batch, inside)
+
+
+# -- numeric kernels ---------------------------------------------------------------------------------------
+
+
+def _extrapolated(
+    prepared: _Prepared,
+    a: IntArray,
+    b: IntArray,
+    n: IntArray,
+    lo: int,
+    hi: int,
+    range_s: float,
+    *,
+    counter: bool,
+    per_second: bool,
+) -> FloatArray:
+    """``extrapolatedRate`` of Prometheus 2: rate, increase (counter) and delta, for many windows at once."""
+    ts, vals = prepared.batch.ts, prepared.batch.values
+    first_v, last_v = vals[a], vals[b]
+    result = last_v - first_v
+    if counter:
+        result = result + _reset_correction(vals, a, n)
+    first_t, last_t = ts[a], ts[b]
+    sampled = (last_t - first_t) / 1000.0
+    average = sampled / (n - 1)
+    to_start = (first_t - lo) / 1000.0
+    to_end = (hi - last_t) / 1000.0
+    if counter:
+        to_zero = np.where((result > 0) & (first_v >= 0), sampled * (first_v / result), np.inf)
+        to_start = np.minimum(to_start, to_zero)
+    threshold = average * 1.1
+    extrapolate_to = sampled + np.where(to_start < threshold, to_start, average / 2)
+    extrapolate_to = extrapolate_to + np.where(to_end < threshold, to_end, average / 2)
+    result = result * (extrapolate_to / sampled)
+    if per_second:
+        result = result / range_s
+    out: FloatArray = result.astype(np.float64, copy=False)
+    return out
+
+
+def _reset_correction(vals: FloatArray, a: IntArray, n: IntArray) -> FloatArray:
+    """Sum of the value before each drop inside each window (what a counter reset lost)."""
+    correction = np.zeros(len(a), np.float64)
+    if not len(a) or len(vals) < 2:
+        return correction
+    drop = np.zeros(len(vals), np.int64)
+    drop[1:] = vals[1:] < vals[:-1]
+    cum = np.concatenate([[0], np.cumsum(drop)])
+    # a drop at index i (vals[i] < vals[i-1]) counts when a < i <= b
+    b = a + n - 1
+    drops = cum[b + 1] - cum[a + 1]
+    with_drops = np.flatnonzero(drops > 0)
+    if len(with_drops):
+        width = int(n[with_drops].max())
+        for chunk in _chunks(with_drops, width):
+            idx = a[chunk][:, None] + np.arange(width)
+            mask = np.arange(width) < n[chunk][:, None]
+            idx = np.minimum(idx, len(vals) - 1)
+            window = vals[idx]
+            previous, current = window[:, :-1], window[:, 1:]
+            lost = np.where(mask[:, 1:] & (current < previous), previous, 0.0)
+            correction[chunk] = lost.sum(axis=1)
+    return correction
+
+
+def _chunks(rows: IntArray, width: int) -> Iterable[IntArray]:
+    per_chunk = max(1, MAX_CELLS // max(width, 1))
+    for start in range(0, len(rows), per_chunk):
+        yield rows[start : start + per_chunk]
+
+
+def _padded_reduce(name: str, ts: IntArray, vals: FloatArray, a: IntArray, n: IntArray) -> FloatArray:
+    """The over-time functions and deriv over windows laid out as a padded matrix, chunk by chunk."""
+    out = np.empty(len(a), np.float64)
+    if not len(a):
+        return out
+    width = int(n.max())
+    positions = np.arange(len(a), dtype=np.int64)
+    for chunk in _chunks(positions, width):
+        idx = a[chunk][:, None] + np.arange(width)
+        mask = np.arange(width) < n[chunk][:, None]
+        idx = np.minimum(idx, len(vals) - 1)
+        window = vals[idx]
+        count = n[chunk].astype(np.float64)
+        if name == "sum_over_time":
+            out[chunk] = np.where(mask, window, 0.0).sum(axis=1)
+        elif name == "avg_over_time":
+            out[chunk] = np.where(mask, window, 0.0).sum(axis=1) / count
+        elif name in ("min_over_time", "max_over_time"):
+            reduce = np.fmin if name == "min_over_time" else np.fmax
+            out[chunk] = reduce.reduce(np.where(mask, window, np.nan), axis=1)
+        elif name in ("changes", "resets"):
+            previous, current = window[:, :-1], window[:, 1:]
+            if name == "changes":
+                hit = (current != previous) & ~(np.isnan(current) & np.isnan(previous))
+            else:
+                hit = current < previous
+            out[chunk] = (hit & mask[:, 1:]).sum(axis=1)
+        elif name == "deriv":
+            out[chunk] = _slope(ts[idx], window, mask, a[chunk], ts)
+        else:  # pragma: no cover - the parser admits no other range function
+            raise ValueError(name)
+    return out
+
+
+def _slope(times: IntArray, window: FloatArray, mask: BoolArray, a: IntArray, ts: IntArray) -> FloatArray:
+    """Least-squares slope per window (per second), intercept at the first sample, as Prometheus's deriv."""
+    x = np.where(mask, (times - ts[a][:, None]) / 1000.0, 0.0)
+    y = np.where(mask, window, 0.0)
+    n = mask.sum(axis=1).astype(np.float64)
+    sum_x, sum_y = x.sum(axis=1), y.sum(axis=1)
+    cov = (x * y).sum(axis=1) - sum_x * sum_y / n
+    var = (x * x).sum(axis=1) - sum_x * sum_x / n
+    slope: FloatArray = cov / var
+    first = window[:, 0]
+    constant = np.all(~mask | (window == first[:, None]), axis=1)
+    slope = np.where(constant, np.where(np.isinf(first), np.nan, 0.0), slope)
+    return slope
+
+
+def _group_sum(dense: IntArray, values: FloatArray, groups: int) -> FloatArray:
+    result: FloatArray = np.bincount(dense, weights=values, minlength=groups).astype(np.float64, copy=False)
+    return result
+
+
+def _top(vec: _Vector, gids: IntArray, k: int, *, largest: bool) -> _Vector:
+    values = vec.values
+    nan = np.isnan(values)
+    key = np.where(nan, 0.0, -values if largest else values)
+    order = np.lexsort((key, nan, gids))
+    sorted_gids = gids[order]
+    starts = np.searchsorted(sorted_gids, sorted_gids, "left")
+    rank = np.arange(len(order)) - starts
+    chosen = order[rank < k]
+    return _Vector(vec.table, vec.rows[chosen], values[chosen], ordered=True)
+
+
+def _scalar_op(op: str, lhs: float, rhs: float) -> float:
+    with np.errstate(all="ignore"):
+        if op in COMPARISONS:
+            return float(_compare(op, np.array([lhs]), np.array([rhs]))[0])
+        return float(_arith(op, np.array([lhs]), np.array([rhs]))[0])
+
+
+def _arith(op: str, left: FloatArray, right: FloatArray) -> FloatArray:
+    if op == "+":
+        return left + right
+    if op == "-":
+        return left - right
+    if op == "*":
+        return left * right
+    if op == "/":
+        return left / right
+    if op == "%":
+        result: FloatArray = np.fmod(left, right)
+        return result
+    if op == "^":
+        return np.power(left, right)
+    raise ValueError(op)  # pragma: no cover
+
+
+def _compare(op: str, left: FloatArray, right: FloatArray) -> BoolArray:
+    compare = _COMPARE.get(op)
+    if compare is None:  # pragma: no cover - the parser admits no other operator
+        raise ValueError(op)
+    result: BoolArray = compare(left, right)
+    return result
+
+
+_COMPARE: dict[str, Callable[[FloatArray, FloatArray], Any]] = {
+    "==": np.equal,
+    "!=": np.not_equal,
+    ">": np.greater,
+    "<": np.less,
+    ">=": np.greater_equal,
+    "<=": np.less_equal,
+}
+
+
+def _elementwise(name: str, values: FloatArray, extra: Sequence[float]) -> FloatArray:
+    with np.errstate(all="ignore"):
+        if name == "abs":
+            return np.abs(values)
+        if name == "ceil":
+            return np.ceil(values)
+        if name == "floor":
+            return np.floor(values)
+        if name == "exp":
+            return np.exp(values)
+        if name == "sqrt":
+            return np.sqrt(values)
+        if name == "ln":
+            return np.log(values)
+        if name == "log2":
+            return np.log2(values)
+        if name == "log10":
+            return np.log10(values)
+        if name == "sgn":
+            return np.sign(values)
+        if name == "round":
+            to_nearest = extra[0] if extra else 1.0
+            inverse = 1.0 / to_nearest
+            # Go's math.Floor(v*inverse+0.5)/inverse: halves round up, as Prometheus does.
+            return np.floor(values * inverse + 0.5) / inverse
+        if name == "clamp_min":
+            return np.where(np.isnan(values), values, np.maximum(values, extra[0]))
+        if name == "clamp_max":
+            return np.where(np.isnan(values), values, np.minimum(values, extra[0]))
+        if name == "clamp":
+            low, high = extra
+            if low > high:
+                return _EMPTY_FLOAT[:0] if not len(values) else np.full(0, 0.0)
+            return np.where(np.isnan(values), values, np.maximum(np.minimum(values, high), low))
+    raise ValueError(name)  # pragma: no cover
+
+
+def _bucket_quantile(q: float, buckets: list[tuple[float, float]]) -> float:
+    """Prometheus's ``bucketQuantile`` for classic buckets ``(upper bound, cumulative count)``."""
+    if math.isnan(q):
+        return math.nan
+    if q < 0:
+        return -math.inf
+    if q > 1:
+        return math.inf
+    buckets = sorted(buckets, key=lambda b: b[0])
+    if not buckets or not math.isinf(buckets[-1][0]) or buckets[-1][0] < 0:
+        return math.nan
+    merged: list[list[float]] = []
+    for upper, count in buckets:  # coalesce equal bounds
+        if merged and merged[-1][0] == upper:
+            merged[-1][1] += count
+        else:
+            merged.append([upper, count])
+    highest = -math.inf
+    for bucket in merged:  # ensure monotonic counts
+        if bucket[1] > highest:
+            highest = bucket[1]
+        elif bucket[1] < highest:
+            bucket[1] = highest
+    if len(merged) < 2:
+        return math.nan
+    observations = merged[-1][1]
+    if observations == 0 or math.isnan(observations):
+        return math.nan
+    rank = q * observations
+    index = len(merged) - 1
+    for i in range(len(merged) - 1):
+        if merged[i][1] >= rank:
+            index = i
+            break
+    if index == len(merged) - 1:
+        return merged[-2][0]
+    if index == 0 and merged[0][0] <= 0:
+        return merged[0][0]
+    start = 0.0
+    end = merged[index][0]
+    count = merged[index][1]
+    if index > 0:
+        start = merged[index - 1][0]
+        count -= merged[index - 1][1]
+        rank -= merged[index - 1][1]
+    return start + (end - start) * (rank / count)
+
+
+def _match_labels(labels: Labels, on: bool, names: tuple[str, ...]) -> Labels:
+    wanted = set(names)
+    if on:
+        return tuple(p for p in labels if p[0] in wanted)
+    return tuple(p for p in labels if p[0] not in wanted and p[0] != _NAME)
+
+
+def _format_labels(labels: Labels) -> str:
+    inner = ", ".join(f'{name}="{value}"' for name, value in labels)
+    return "{" + inner + "}"
+
+
+def referenced_ranges(node: Expr) -> list[float]:
+    """The range (seconds) of every range selector in the tree."""
+    return [n.range for n in walk(node) if isinstance(n, MatrixSelector)]
