@@ -1,0 +1,711 @@
+"""Pushgateway groups: what is held, the consistency check, and the merged ``/metrics`` view.
+
+A *group* is what one grouping key (``job`` plus the labels of the push URL)
+holds: metric families, the time of the last successful push and of the last
+failed one. :class:`GroupStore` keeps every group and the indexes that make
+the Pushgateway's consistency check cost O(size of the push) instead of
+O(everything held):
+
+* ``family name -> {group -> family}``: which groups hold a family (its type,
+  help and, merged in group order, the re-exposed family);
+* ``family name -> {series identity -> group}``: who owns each series, where a
+  series identity is what client_golang hashes to find duplicates (the label
+  set, without ``le``/``quantile`` for histograms and summaries).
+
+The check finds what upstream's gather-everything check finds (Pushgateway
+1.5, client_golang's ``Gatherers``):
+
+* timestamps on pushed samples (``PG-001``);
+* a family whose type differs from the same family in another group, or from
+  one of promscope's own metrics (``PG-002``, ``PG-006``);
+* a series another group already exposes, or one the push repeats
+  (``PG-003``, ``PG-004``);
+* suffix collisions: ``foo_count``/``foo_sum``/``foo_bucket`` beside a summary
+  or histogram ``foo`` (``PG-005``);
+* label names that start with ``__`` (``PG-008``).
+
+Unlike upstream it reports *every* problem, each with the line and column of
+the sample or family it is about, not just the first one.
+
+Differing help strings are not an error (upstream merges them too); the
+re-exposed family takes the help of the group that has held it longest, and
+the push gets a ``PG-007`` warning naming the other group.
+
+Nothing here does I/O or reads a clock: times are passed in.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+from promscope.codes import Code
+from promscope.model import Diagnostic, Labels, MetricFamily, MetricType, Sample, Severity
+from promscope.observation import Changes
+
+__all__ = [
+    "CODES",
+    "PUSH_FAILURE_TIME",
+    "PUSH_TIME",
+    "Group",
+    "GroupKey",
+    "GroupStore",
+    "PushedFamily",
+    "StoredFamily",
+    "format_group",
+    "group_key",
+    "prepare_push",
+]
+
+GroupKey = tuple[tuple[str, str], ...]
+"""Grouping labels sorted by name: the identity of a group (upstream hashes the same set)."""
+
+PUSH_TIME = "push_time_seconds"
+PUSH_FAILURE_TIME = "push_failure_time_seconds"
+PUSH_TIME_HELP = "Last Unix time when changing this group in the Pushgateway succeeded."
+PUSH_FAILURE_TIME_HELP = "Last Unix time when changing this group in the Pushgateway failed."
+_SYNTHETIC = frozenset({PUSH_TIME, PUSH_FAILURE_TIME})
+
+CODES: dict[str, Code] = {
+    "PG-001": Code(Severity.ERROR, "a pushed sample has a timestamp; the Pushgateway refuses them"),
+    "PG-002": Code(Severity.ERROR, "a pushed family's type differs from the same family in another group"),
+    "PG-003": Code(Severity.ERROR, "a pushed series is already exposed by another group"),
+    "PG-004": Code(Severity.ERROR, "the push repeats a series"),
+    "PG-005": Code(Severity.ERROR, "a _count, _sum or _bucket family collides with a summary or histogram"),
+    "PG-006": Code(Severity.ERROR, "a pushed family has the name of one of promscope's own metrics"),
+    "PG-007": Code(Severity.WARNING, "a pushed family's help differs from the same family in another group"),
+    "PG-008": Code(Severity.ERROR, "a label name starts with '__', which Prometheus reserves"),
+    "PG-009": Code(Severity.WARNING, "push_time_seconds or push_failure_time_seconds pushed; replaced"),
+    "PG-010": Code(Severity.WARNING, "a body label is overridden by the grouping label of the same name"),
+    "PG-020": Code(Severity.ERROR, "the push carries more series than the per-push limit"),
+    "PG-021": Code(Severity.ERROR, "the push would take the Pushgateway over its total series limit"),
+    "PG-022": Code(Severity.ERROR, "the push would create a group beyond the group limit"),
+    "PG-023": Code(Severity.ERROR, "the grouping key in the URL is invalid"),
+}
+
+_TYPE_WORD = {
+    MetricType.COUNTER: "counter",
+    MetricType.GAUGE: "gauge",
+    MetricType.HISTOGRAM: "histogram",
+    MetricType.GAUGEHISTOGRAM: "gaugehistogram",
+    MetricType.SUMMARY: "summary",
+    MetricType.INFO: "info",
+    MetricType.STATESET: "stateset",
+    MetricType.UNKNOWN: "untyped",
+}
+_BUCKETED = frozenset({MetricType.HISTOGRAM, MetricType.GAUGEHISTOGRAM})
+_SUFFIXES = ("_count", "_sum", "_bucket")
+MAX_REPORTED = 100
+"""Problems of one push reported one by one; beyond it, one line says how many more there were."""
+
+
+def group_key(labels: Mapping[str, str]) -> GroupKey:
+    """The :data:`GroupKey` of grouping labels (``job`` included)."""
+    return tuple(sorted(labels.items()))
+
+
+def format_group(key: Iterable[tuple[str, str]]) -> str:
+    """``job=batch/instance=host1/zone=a``: job first, the rest by name (the Observation ``source``)."""
+    pairs = sorted(key, key=lambda pair: (pair[0] != "job", pair[0]))
+    return "/".join(f"{name}={value}" for name, value in pairs)
+
+
+def _ordered(key: GroupKey) -> Labels:
+    return tuple(sorted(key, key=lambda pair: (pair[0] != "job", pair[0])))
+
+
+def _show_labels(labels: Labels) -> str:
+    return "{" + ",".join(f'{name}="{value}"' for name, value in labels) + "}"
+
+
+def _same_value(a: float, b: float) -> bool:
+    return a == b or (math.isnan(a) and math.isnan(b))
+
+
+# --- a push, prepared ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PushedFamily:
+    """A pushed family with the grouping labels applied, and the identities of its series."""
+
+    family: MetricFamily
+    identities: frozenset[Labels]
+    """One per client_golang metric: the label set without ``le``/``quantile`` for histograms/summaries."""
+
+
+@dataclass(slots=True)
+class PreparedPush:
+    """What :func:`prepare_push` made of parsed families: ready to check against the store."""
+
+    families: dict[str, PushedFamily]
+    errors: list[Diagnostic] = field(default_factory=list)
+    warnings: list[Diagnostic] = field(default_factory=list)
+    timestamps: int = 0
+    series: int = 0
+
+
+def prepare_push(families: Iterable[MetricFamily], grouping: Mapping[str, str]) -> PreparedPush:
+    """Apply the grouping labels to pushed families, as upstream's ``sanitizeLabels`` does.
+
+    Grouping labels override body labels of the same name, ``instance=""`` is
+    added where a series has no ``instance`` label, and labels are sorted (with
+    ``le``/``quantile`` kept last). Finds what depends on the push alone:
+    timestamps, repeated series, reserved label names. A later family of the
+    same name replaces an earlier one (protobuf bodies can repeat a name;
+    upstream keeps the last).
+    """
+    prepared = PreparedPush(families={})
+    grouping_items = tuple(grouping.items())
+    has_instance = "instance" in grouping
+    errors = prepared.errors
+    warnings = prepared.warnings
+    overridden_reported: set[str] = set()
+    for family in families:
+        name = family.name
+        if name in _SYNTHETIC:
+            warnings.append(
+                Diagnostic(
+                    "PG-009",
+                    Severity.WARNING,
+                    family.line,
+                    1,
+                    f"{name} is set by the Pushgateway itself; the pushed family is replaced, "
+                    "as upstream does",
+                    name,
+                )
+            )
+            continue
+        special = (
+            "le" if family.type in _BUCKETED else "quantile" if family.type is MetricType.SUMMARY else None
+        )
+        samples: list[Sample] = []
+        identities: set[Labels] = set()
+        seen: set[tuple[str, Labels]] = set()
+        cache: dict[Labels, tuple[Labels, Labels]] = {}
+        for sample in family.samples:
+            labels = sample.labels
+            done = cache.get(labels)
+            if done is None:
+                base = dict(labels)
+                extra: str | None = None
+                if special is not None:
+                    extra = base.pop(special, None)
+                for label_name, value in grouping_items:
+                    old = base.get(label_name)
+                    if old is not None and old != value and label_name not in overridden_reported:
+                        overridden_reported.add(label_name)
+                        warnings.append(
+                            Diagnostic(
+                                "PG-010",
+                                Severity.WARNING,
+                                sample.line,
+                                1,
+                                f"{sample.name}: body label {label_name}={old!r} is replaced by the "
+                                f"grouping label {label_name}={value!r} from the URL",
+                                name,
+                            )
+                        )
+                    base[label_name] = value
+                if not has_instance and "instance" not in base:
+                    base["instance"] = ""
+                identity = tuple(sorted(base.items()))
+                full = identity if extra is None else (*identity, (special or "", extra))
+                done = (identity, full)
+                cache[labels] = done
+                for label_name, _ in labels:
+                    if label_name.startswith("__"):
+                        errors.append(
+                            Diagnostic(
+                                "PG-008",
+                                Severity.ERROR,
+                                sample.line,
+                                1,
+                                f"{sample.name}: label name {label_name!r} starts with '__', which "
+                                "Prometheus reserves (client_golang refuses it as an invalid name)",
+                                name,
+                            )
+                        )
+            identity, full = done
+            identities.add(identity)
+            if sample.timestamp is not None:
+                prepared.timestamps += 1
+                if len(errors) < MAX_REPORTED:
+                    errors.append(
+                        Diagnostic(
+                            "PG-001",
+                            Severity.ERROR,
+                            sample.line,
+                            1,
+                            f"{sample.name}{_show_labels(sample.labels)} has a timestamp; pushed metrics "
+                            "must not have timestamps",
+                            name,
+                        )
+                    )
+            whole = (sample.name, full)
+            if whole in seen:
+                errors.append(
+                    Diagnostic(
+                        "PG-004",
+                        Severity.ERROR,
+                        sample.line,
+                        1,
+                        f"{sample.name}{_show_labels(full)} appears more than once in the push",
+                        name,
+                    )
+                )
+            else:
+                seen.add(whole)
+            samples.append(
+                Sample(
+                    sample.name,
+                    full,
+                    sample.value,
+                    None,
+                    sample.exemplar,
+                    sample.line,
+                    sample.native_histogram,
+                )
+            )
+        sanitized = MetricFamily(name, family.type, family.help, family.unit, tuple(samples), family.line)
+        previous = prepared.families.pop(name, None)
+        if previous is not None:
+            prepared.series -= len(previous.family.samples)
+        prepared.families[name] = PushedFamily(sanitized, frozenset(identities))
+        prepared.series += len(samples)
+    return prepared
+
+
+# --- what is held --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFamily:
+    """A family as one group holds it."""
+
+    family: MetricFamily
+    identities: frozenset[Labels]
+    time: float
+    """When the push that set it arrived."""
+    body_id: int = 0
+    """The persisted body it came from (0: not persisted)."""
+
+
+@dataclass(slots=True)
+class Group:
+    """One grouping key's families and history (mutable; owned by :class:`GroupStore`)."""
+
+    key: GroupKey
+    labels: Labels
+    """Grouping labels, ``job`` first, then by name."""
+    families: dict[str, StoredFamily] = field(default_factory=dict)
+    push_time: float = 0.0
+    """Last successful push (0: never; the group exists because a push to it failed)."""
+    failure_time: float = 0.0
+    """Last failed push (0: none)."""
+    created: float = 0.0
+    last_attempt: float = 0.0
+    last_sender: str | None = None
+    last_user_agent: str | None = None
+    series: int = 0
+
+    @property
+    def source(self) -> str:
+        return format_group(self.key)
+
+    @property
+    def last_push_successful(self) -> bool:
+        return self.push_time >= self.failure_time
+
+    def exposed_labels(self) -> Labels:
+        """The labels of its ``push_time_seconds`` series: grouping labels plus ``instance=""`` if absent."""
+        labels = dict(self.key)
+        labels.setdefault("instance", "")
+        return tuple(sorted(labels.items()))
+
+
+class GroupStore:
+    """Every group, the per-family indexes, and the merged view ``/metrics`` re-exposes.
+
+    ``reserved`` maps family names that must not be pushed (promscope's own
+    metrics) to their type.
+    """
+
+    def __init__(self, reserved: Mapping[str, MetricType] | None = None) -> None:
+        self.groups: dict[GroupKey, Group] = {}
+        self._holders: dict[str, dict[GroupKey, StoredFamily]] = {}
+        self._owners: dict[str, dict[Labels, GroupKey]] = {}
+        self.reserved: dict[str, MetricType] = dict(reserved or {})
+        self.total_series = 0
+        self.version = 0
+        """Bumped on every change, so readers can cache what they derive."""
+        self._merged: tuple[int, list[MetricFamily]] | None = None
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+    def __iter__(self) -> Iterator[Group]:
+        return iter(list(self.groups.values()))
+
+    def get(self, key: GroupKey) -> Group | None:
+        return self.groups.get(key)
+
+    def holders(self, name: str) -> Mapping[GroupKey, StoredFamily]:
+        return self._holders.get(name, {})
+
+    # --- the check ---------------------------------------------------------------------------------
+
+    def check(self, key: GroupKey, push: PreparedPush, *, replace: bool) -> list[Diagnostic]:
+        """Problems the push would cause once applied (errors and warnings), in O(size of the push).
+
+        Only pairs that involve a pushed family are looked at: everything held
+        was consistent before, and removing families cannot make it inconsistent.
+        """
+        problems: list[Diagnostic] = []
+        own = self.groups.get(key)
+        pushed = push.families
+
+        def exists(name: str) -> MetricType | None:
+            """The type ``name`` will have once the push is applied, or None when nothing holds it."""
+            if name in pushed:
+                return pushed[name].family.type
+            if own is not None and not replace:
+                held = own.families.get(name)
+                if held is not None:
+                    return held.family.type
+            for holder, stored in self._holders.get(name, {}).items():
+                if holder != key:
+                    return stored.family.type
+            return None
+
+        for name, item in pushed.items():
+            family = item.family
+            reserved = self.reserved.get(name)
+            if reserved is not None:
+                problems.append(
+                    Diagnostic(
+                        "PG-006",
+                        Severity.ERROR,
+                        family.line,
+                        1,
+                        f"{name} is one of promscope's own metrics ({_TYPE_WORD[reserved]}); "
+                        "push it under another name",
+                        name,
+                    )
+                )
+                continue
+            for holder, stored in self._holders.get(name, {}).items():
+                if holder == key:
+                    continue
+                other = stored.family
+                if other.type is not family.type:
+                    problems.append(
+                        Diagnostic(
+                            "PG-002",
+                            Severity.ERROR,
+                            family.line,
+                            1,
+                            f"{name} is pushed as {_TYPE_WORD[family.type]} but group "
+                            f"{format_group(holder)} holds it as {_TYPE_WORD[other.type]}",
+                            name,
+                        )
+                    )
+                elif (other.help or "") != (family.help or ""):
+                    problems.append(
+                        Diagnostic(
+                            "PG-007",
+                            Severity.WARNING,
+                            family.line,
+                            1,
+                            f"{name}: help {family.help or ''!r} differs from {other.help or ''!r} in group "
+                            f"{format_group(holder)}; /metrics shows the latter",
+                            name,
+                        )
+                    )
+                break  # everything held agrees with itself: one other holder tells all
+            owners = self._owners.get(name)
+            if owners:
+                clashes = 0
+                for identity in item.identities:
+                    owner = owners.get(identity)
+                    if owner is not None and owner != key:
+                        clashes += 1
+                        if clashes <= MAX_REPORTED:
+                            problems.append(
+                                Diagnostic(
+                                    "PG-003",
+                                    Severity.ERROR,
+                                    _line_of(family, identity),
+                                    1,
+                                    f"{name}{_show_labels(identity)} is already exposed by group "
+                                    f"{format_group(owner)}; give the groups different grouping labels "
+                                    "or push the series to one of them",
+                                    name,
+                                )
+                            )
+                if clashes > MAX_REPORTED:
+                    problems.append(
+                        Diagnostic(
+                            "PG-003",
+                            Severity.ERROR,
+                            family.line,
+                            1,
+                            f"{name}: {clashes - MAX_REPORTED} more series already exposed by other groups",
+                            name,
+                        )
+                    )
+            for suffix in _SUFFIXES:
+                if name.endswith(suffix):
+                    base = name[: -len(suffix)]
+                    base_type = exists(base)
+                    if (base_type is MetricType.SUMMARY and suffix != "_bucket") or base_type in _BUCKETED:
+                        problems.append(
+                            Diagnostic(
+                                "PG-005",
+                                Severity.ERROR,
+                                family.line,
+                                1,
+                                f"{name} collides with the {_TYPE_WORD[base_type or MetricType.UNKNOWN]} "
+                                f"{base}, whose {suffix} series have this name",
+                                name,
+                            )
+                        )
+            if family.type is MetricType.SUMMARY or family.type in _BUCKETED:
+                wanted = _SUFFIXES if family.type in _BUCKETED else _SUFFIXES[:2]
+                for suffix in wanted:
+                    if exists(name + suffix) is not None:
+                        problems.append(
+                            Diagnostic(
+                                "PG-005",
+                                Severity.ERROR,
+                                family.line,
+                                1,
+                                f"the {_TYPE_WORD[family.type]} {name} collides with the family "
+                                f"{name + suffix}, which has the name of its {suffix} series",
+                                name,
+                            )
+                        )
+        return problems
+
+    # --- changes -----------------------------------------------------------------------------------
+
+    def apply(
+        self,
+        key: GroupKey,
+        push: PreparedPush,
+        *,
+        replace: bool,
+        now: float,
+        sender: str | None = None,
+        user_agent: str | None = None,
+        body_id: int = 0,
+    ) -> Changes:
+        """Store a checked push (PUT: ``replace=True``; POST: same-name families) and say what changed."""
+        group = self._group(key, now)
+        group.push_time = now
+        group.last_attempt = now
+        group.last_sender = sender
+        group.last_user_agent = user_agent
+        added: list[str] = []
+        removed: list[str] = []
+        changed: list[str] = []
+        series_added = series_removed = series_changed = 0
+        if replace:
+            for name in [n for n in group.families if n not in push.families]:
+                removed.append(name)
+                series_removed += len(group.families[name].family.samples)
+                self._drop(group, name)
+        for name, item in push.families.items():
+            old = group.families.get(name)
+            if old is None:
+                added.append(name)
+                series_added += len(item.family.samples)
+            else:
+                plus, minus, diff, meta = _compare(old.family, item.family)
+                series_added += plus
+                series_removed += minus
+                series_changed += diff
+                if plus or minus or diff or meta:
+                    changed.append(name)
+                self._drop(group, name)
+            self._add(group, name, StoredFamily(item.family, item.identities, now, body_id))
+        self._touch()
+        return Changes(
+            families_added=tuple(added),
+            families_removed=tuple(removed),
+            families_changed=tuple(changed),
+            series_added=series_added,
+            series_removed=series_removed,
+            series_changed=series_changed,
+        )
+
+    def record_failure(
+        self, key: GroupKey, *, now: float, sender: str | None = None, user_agent: str | None = None
+    ) -> Group:
+        """A push to ``key`` failed the check: set its failure time, creating the group as upstream does."""
+        group = self._group(key, now)
+        group.failure_time = now
+        group.last_attempt = now
+        group.last_sender = sender
+        group.last_user_agent = user_agent
+        self._touch()
+        return group
+
+    def delete(self, key: GroupKey) -> Changes | None:
+        """Remove the group with exactly this key; None when there is none."""
+        group = self.groups.get(key)
+        if group is None:
+            return None
+        names = list(group.families)
+        series = group.series
+        for name in names:
+            self._drop(group, name)
+        del self.groups[key]
+        self._touch()
+        return Changes(families_removed=tuple(names), series_removed=series)
+
+    def wipe(self) -> int:
+        """Remove every group; returns how many there were."""
+        count = len(self.groups)
+        self.groups.clear()
+        self._holders.clear()
+        self._owners.clear()
+        self.total_series = 0
+        self._touch()
+        return count
+
+    def restore_group(
+        self,
+        key: GroupKey,
+        *,
+        push_time: float,
+        failure_time: float,
+        created: float,
+        last_sender: str | None,
+        last_user_agent: str | None,
+        families: Iterable[StoredFamily],
+    ) -> Group:
+        """Put back a persisted group as it was (no check: it was checked when it was pushed)."""
+        group = self._group(key, created)
+        group.push_time = push_time
+        group.failure_time = failure_time
+        group.last_attempt = max(push_time, failure_time)
+        group.last_sender = last_sender
+        group.last_user_agent = last_user_agent
+        for stored in families:
+            if stored.family.name in group.families:
+                self._drop(group, stored.family.name)
+            self._add(group, stored.family.name, stored)
+        self._touch()
+        return group
+
+    # --- the merged view ---------------------------------------------------------------------------
+
+    def merged_families(self) -> list[MetricFamily]:
+        """Every pushed family, merged across groups as upstream's ``GetMetricFamilies`` does.
+
+        Families are sorted by name; a family's type and help are those of the
+        group that has held it longest; series follow in grouping-key order.
+        The synthetic ``push_time_seconds``/``push_failure_time_seconds``
+        families are not included (see :meth:`push_time_families`). Cached
+        until the next change.
+        """
+        cached = self._merged
+        if cached is not None and cached[0] == self.version:
+            return cached[1]
+        out: list[MetricFamily] = []
+        for name in sorted(self._holders):
+            holders = self._holders[name]
+            if not holders:
+                continue
+            first = next(iter(holders.values())).family
+            if len(holders) == 1:
+                out.append(first)
+                continue
+            samples: list[Sample] = []
+            for holder in sorted(holders):
+                samples.extend(holders[holder].family.samples)
+            out.append(MetricFamily(name, first.type, first.help, first.unit, tuple(samples), 0))
+        self._merged = (self.version, out)
+        return out
+
+    def push_time_families(self) -> list[MetricFamily]:
+        """``push_time_seconds`` and ``push_failure_time_seconds``, one series per group."""
+        ordered = sorted(self.groups.values(), key=lambda g: g.key)
+        push = tuple(Sample(PUSH_TIME, g.exposed_labels(), g.push_time) for g in ordered)
+        failure = tuple(Sample(PUSH_FAILURE_TIME, g.exposed_labels(), g.failure_time) for g in ordered)
+        if not push:
+            return []
+        return [
+            MetricFamily(PUSH_FAILURE_TIME, MetricType.GAUGE, PUSH_FAILURE_TIME_HELP, samples=failure),
+            MetricFamily(PUSH_TIME, MetricType.GAUGE, PUSH_TIME_HELP, samples=push),
+        ]
+
+    # --- internals ---------------------------------------------------------------------------------
+
+    def _touch(self) -> None:
+        self.version += 1
+
+    def _group(self, key: GroupKey, now: float) -> Group:
+        group = self.groups.get(key)
+        if group is None:
+            group = Group(key=key, labels=_ordered(key), created=now)
+            self.groups[key] = group
+        return group
+
+    def _add(self, group: Group, name: str, stored: StoredFamily) -> None:
+        group.families[name] = stored
+        self._holders.setdefault(name, {})[group.key] = stored
+        owners = self._owners.setdefault(name, {})
+        key = group.key
+        for identity in stored.identities:
+            owners[identity] = key
+        count = len(stored.family.samples)
+        group.series += count
+        self.total_series += count
+
+    def _drop(self, group: Group, name: str) -> None:
+        stored = group.families.pop(name)
+        holders = self._holders.get(name)
+        if holders is not None:
+            holders.pop(group.key, None)
+            if not holders:
+                del self._holders[name]
+        owners = self._owners.get(name)
+        if owners is not None:
+            key = group.key
+            for identity in stored.identities:
+                if owners.get(identity) == key:
+                    del owners[identity]
+            if not owners:
+                del self._owners[name]
+        count = len(stored.family.samples)
+        group.series -= count
+        self.total_series -= count
+
+
+def _line_of(family: MetricFamily, identity: Labels) -> int:
+    """The line of the first sample of ``family`` whose labels (minus le/quantile) are ``identity``."""
+    wanted = dict(identity)
+    for sample in family.samples:
+        labels = dict(sample.labels)
+        labels.pop("le", None)
+        labels.pop("quantile", None)
+        if labels == wanted:
+            return sample.line
+    return family.line
+
+
+def _compare(old: MetricFamily, new: MetricFamily) -> tuple[int, int, int, bool]:
+    """``(series added, removed, changed, metadata changed)`` between two versions of a family."""
+    before = {(s.name, s.labels): s.value for s in old.samples}
+    added = changed = 0
+    for sample in new.samples:
+        value = before.pop((sample.name, sample.labels), None)
+        if value is None:
+            added += 1
+        elif not _same_value(value, sample.value):
+            changed += 1
+    meta = (old.type, old.help, old.unit) != (new.type, new.help, new.unit)
+    return added, len(before), changed, meta

@@ -1,0 +1,499 @@
+"""Pushgateway persistence: every accepted push committed to SQLite before it is acknowledged.
+
+Upstream's Pushgateway writes its whole state to a file every
+``--persistence.interval`` (5 minutes by default), so a crash loses every
+push since the last write. Here a push is answered only once it is
+committed, and a restart (after a clean stop or a ``kill -9``) restores every
+acknowledged push.
+
+What is stored is what arrived, not a re-encoding of it: each accepted push
+keeps its decoded body (and Content-Type) as one row, and each family a group
+holds points at the body it came from. Writing a push therefore costs one
+body row plus one small row per family, with no serialisation; restoring
+parses each live body once. A body no longer referenced by any family (a PUT
+replaced the group, a POST replaced its families) is deleted in the same
+transaction.
+
+Durability: the database runs in WAL mode with ``synchronous=NORMAL`` by
+default. A commit then appends its pages to the WAL with ``write(2)`` before
+``COMMIT`` returns; once in the kernel's page cache they survive the death
+of the process (``kill -9``, a crash, the OOM killer), and the next open
+replays the WAL. What NORMAL gives up is an ``fsync`` per commit, which only
+matters if the *machine* loses power or the kernel crashes before writeback.
+``fsync=True`` selects ``synchronous=FULL`` (an fsync of the WAL on every
+commit) for that case, at the cost of a disk flush per transaction.
+
+Threading: SQLite calls run on one dedicated writer thread, never on the
+event loop. Callers enqueue a write and ``await`` its commit. The thread
+takes everything waiting in the queue (up to ``max_batch``) and commits it
+in one transaction (group commit), so N concurrent pushes cost one commit,
+not N. A failing batch is retried one write per transaction, so one bad write
+cannot fail the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import queue
+import sqlite3
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from promscope.errors import PromscopeError
+
+__all__ = [
+    "DeleteGroup",
+    "PersistenceError",
+    "PushStore",
+    "RestoredBody",
+    "RestoredGroup",
+    "Snapshot",
+    "Wipe",
+    "WriteGroup",
+]
+
+log = logging.getLogger("promscope.receive.persistence")
+
+SCHEMA_VERSION = "1"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS groups (
+    key TEXT PRIMARY KEY,
+    labels TEXT NOT NULL,
+    push_time REAL NOT NULL,
+    failure_time REAL NOT NULL,
+    created REAL NOT NULL,
+    last_sender TEXT,
+    last_user_agent TEXT
+);
+CREATE TABLE IF NOT EXISTS bodies (
+    id INTEGER PRIMARY KEY,
+    content_type TEXT,
+    body BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS families (
+    group_key TEXT NOT NULL,
+    name TEXT NOT NULL,
+    body_id INTEGER NOT NULL,
+    time REAL NOT NULL,
+    PRIMARY KEY (group_key, name)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS families_body ON families (body_id);
+"""
+
+
+class PersistenceError(PromscopeError):
+    """The persistence file cannot be opened, read or written."""
+
+    def __init__(self, message: str, *, path: str, hint: str = "") -> None:
+        super().__init__(f"{path}: {message}", hint=hint)
+        self.path = path
+
+
+# --- writes ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WriteGroup:
+    """Upsert a group's row; with ``body``, also store the body and point ``families`` at it.
+
+    ``replace=True`` (PUT) first forgets every family the group had;
+    ``replace=False`` (POST) forgets only the families named. A failed push
+    is a WriteGroup with no body and no families (only its times change).
+    """
+
+    key: str
+    labels: tuple[tuple[str, str], ...]
+    push_time: float
+    failure_time: float
+    created: float
+    last_sender: str | None
+    last_user_agent: str | None
+    body_id: int = 0
+    body: bytes | None = None
+    content_type: str | None = None
+    families: tuple[str, ...] = ()
+    replace: bool = False
+    time: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteGroup:
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Wipe:
+    pass
+
+
+Write = WriteGroup | DeleteGroup | Wipe
+
+
+# --- restore --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RestoredBody:
+    id: int
+    content_type: str | None
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RestoredGroup:
+    key: str
+    labels: tuple[tuple[str, str], ...]
+    push_time: float
+    failure_time: float
+    created: float
+    last_sender: str | None
+    last_user_agent: str | None
+    families: tuple[tuple[str, int, float], ...]
+    """``(family name, body id, time)``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything the file holds, read at start."""
+
+    groups: tuple[RestoredGroup, ...]
+    bodies: dict[int, RestoredBody]
+    max_body_id: int
+
+
+@dataclass(slots=True)
+class PersistenceStats:
+    commits: int = 0
+    """Transactions committed."""
+    writes: int = 0
+    """Writes committed (a transaction holds one or more)."""
+    errors: int = 0
+    """Writes that failed."""
+    last_error: str | None = None
+    largest_batch: int = 0
+    restored_groups: int = 0
+    restored_bodies: int = 0
+
+
+@dataclass(slots=True)
+class _Pending:
+    write: Write
+    future: asyncio.Future[None]
+
+
+_STOP = object()
+
+
+class PushStore:
+    """The SQLite file behind a Pushgateway, written by one thread with group commit.
+
+    ::
+
+        store = PushStore("/var/lib/promscope/push.db")
+        snapshot = await store.open()      # creates the file, or reads what it holds
+        await store.commit(WriteGroup(...))  # returns once committed
+        await store.close()
+    """
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        fsync: bool = False,
+        max_batch: int = 512,
+        max_pending: int = 10_000,
+    ) -> None:
+        self.path = path
+        self.fsync = fsync
+        self.max_batch = max_batch
+        self.max_pending = max_pending
+        self.stats = PersistenceStats()
+        self._queue: queue.SimpleQueue[_Pending | object] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._pending = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def pending(self) -> int:
+        """Writes enqueued and not yet committed."""
+        return self._pending
+
+    @property
+    def full(self) -> bool:
+        return self._pending >= self.max_pending
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+
+    async def open(self) -> Snapshot:
+        """Open (or create) the file, read what it holds and start the writer thread."""
+        if self._thread is not None:
+            raise RuntimeError("PushStore is already open")
+        self._loop = asyncio.get_running_loop()
+        conn, snapshot = await asyncio.to_thread(self._open)
+        self._conn = conn
+        self.stats.restored_groups = len(snapshot.groups)
+        self.stats.restored_bodies = len(snapshot.bodies)
+        thread = threading.Thread(target=self._run, name=f"promscope-persist:{self.path}", daemon=True)
+        self._thread = thread
+        thread.start()
+        return snapshot
+
+    async def close(self) -> None:
+        """Commit what is queued, stop the thread and close the file."""
+        thread = self._thread
+        if thread is None:
+            return
+        self._queue.put(_STOP)
+        await asyncio.to_thread(thread.join)
+        self._thread = None
+
+    def _open(self) -> tuple[sqlite3.Connection, Snapshot]:
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise PersistenceError(
+                f"cannot open the persistence file: {exc}",
+                path=self.path,
+                hint="check that the directory exists and is writable",
+            ) from exc
+        try:
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()
+            if mode is None or str(mode[0]).lower() != "wal":
+                raise PersistenceError(
+                    f"cannot switch the persistence file to WAL mode (got {mode!r})", path=self.path
+                )
+            conn.execute(f"PRAGMA synchronous={'FULL' if self.fsync else 'NORMAL'}")
+            conn.execute("PRAGMA journal_size_limit=67108864")
+            conn.executescript(_SCHEMA)
+            row = conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            if row is None:
+                conn.execute("INSERT INTO meta (key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,))
+            elif row[0] != SCHEMA_VERSION:
+                raise PersistenceError(
+                    f"schema version {row[0]} is not the one this promscope writes ({SCHEMA_VERSION})",
+                    path=self.path,
+                    hint="use another --persistence-file, or move this one away",
+                )
+            snapshot = self._read(conn)
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise PersistenceError(
+                f"cannot read the persistence file: {exc}",
+                path=self.path,
+                hint="is it a promscope persistence file? move it away to start empty",
+            ) from exc
+        except BaseException:
+            conn.close()
+            raise
+        return conn, snapshot
+
+    @staticmethod
+    def _read(conn: sqlite3.Connection) -> Snapshot:
+        families: dict[str, list[tuple[str, int, float]]] = {}
+        for group_key, name, body_id, time in conn.execute(
+            "SELECT group_key, name, body_id, time FROM families ORDER BY group_key, name"
+        ):
+            families.setdefault(group_key, []).append((name, int(body_id), float(time)))
+        groups: list[RestoredGroup] = []
+        for key, labels, push_time, failure_time, created, sender, agent in conn.execute(
+            "SELECT key, labels, push_time, failure_time, created, last_sender, last_user_agent "
+            "FROM groups ORDER BY rowid"
+        ):
+            pairs = tuple((str(k), str(v)) for k, v in json.loads(labels))
+            groups.append(
+                RestoredGroup(
+                    key=key,
+                    labels=pairs,
+                    push_time=float(push_time),
+                    failure_time=float(failure_time),
+                    created=float(created),
+                    last_sender=sender,
+                    last_user_agent=agent,
+                    families=tuple(families.get(key, ())),
+                )
+            )
+        bodies = {
+            int(body_id): RestoredBody(int(body_id), content_type, bytes(body))
+            for body_id, content_type, body in conn.execute("SELECT id, content_type, body FROM bodies")
+        }
+        row = conn.execute("SELECT COALESCE(MAX(id), 0) FROM bodies").fetchone()
+        return Snapshot(tuple(groups), bodies, int(row[0]) if row else 0)
+
+    # --- writing -----------------------------------------------------------------------------------
+
+    def submit(self, write: Write) -> asyncio.Future[None]:
+        """Enqueue ``write`` (in call order) and return a future that completes when it is committed.
+
+        Must be called on the event loop :meth:`open` ran on. The future's
+        exception is a :class:`PersistenceError` when the write failed.
+        """
+        loop = self._loop
+        if loop is None or self._thread is None:
+            raise RuntimeError("PushStore is not open")
+        future: asyncio.Future[None] = loop.create_future()
+        self._pending += 1
+        self._queue.put(_Pending(write, future))
+        return future
+
+    async def commit(self, write: Write) -> None:
+        """Enqueue ``write`` and return once it is committed (raises :class:`PersistenceError`)."""
+        await self.submit(write)
+
+    def _run(self) -> None:
+        conn = self._conn
+        assert conn is not None
+        stopping = False
+        try:
+            while not stopping:
+                first = self._queue.get()
+                batch: list[_Pending] = []
+                if first is _STOP:
+                    stopping = True
+                else:
+                    assert isinstance(first, _Pending)
+                    batch.append(first)
+                while not stopping and len(batch) < self.max_batch:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is _STOP:
+                        stopping = True
+                    else:
+                        assert isinstance(item, _Pending)
+                        batch.append(item)
+                if batch:
+                    self._commit_batch(conn, batch)
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            conn.close()
+            self._conn = None
+
+    def _commit_batch(self, conn: sqlite3.Connection, batch: list[_Pending]) -> None:
+        results: list[BaseException | None]
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for item in batch:
+                    _apply(conn, item.write)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            results = [None] * len(batch)
+            self.stats.commits += 1
+        except sqlite3.Error:
+            # Retry one by one so that one bad write fails alone.
+            results = []
+            for item in batch:
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    try:
+                        _apply(conn, item.write)
+                        conn.execute("COMMIT")
+                    except BaseException:
+                        conn.execute("ROLLBACK")
+                        raise
+                    self.stats.commits += 1
+                    results.append(None)
+                except sqlite3.Error as exc:
+                    self.stats.last_error = str(exc)
+                    log.error("persistence: cannot commit a write to %s: %s", self.path, exc)
+                    results.append(
+                        PersistenceError(f"cannot commit to the persistence file: {exc}", path=self.path)
+                    )
+        ok = sum(1 for r in results if r is None)
+        self.stats.writes += ok
+        self.stats.errors += len(results) - ok
+        self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            futures = [item.future for item in batch]
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(self._resolve, futures, results)
+
+    def _resolve(
+        self, futures: Sequence[asyncio.Future[None]], results: Sequence[BaseException | None]
+    ) -> None:
+        self._pending -= len(futures)
+        for future, result in zip(futures, results, strict=True):
+            if future.done():
+                continue
+            if result is None:
+                future.set_result(None)
+            else:
+                future.set_exception(result)
+
+
+def _apply(conn: sqlite3.Connection, write: Write) -> None:
+    if isinstance(write, WriteGroup):
+        conn.execute(
+            "INSERT INTO groups (key, labels, push_time, failure_time, created, last_sender, "
+            "last_user_agent) VALUES (?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET push_time=excluded.push_time, "
+            "failure_time=excluded.failure_time, last_sender=excluded.last_sender, "
+            "last_user_agent=excluded.last_user_agent",
+            (
+                write.key,
+                json.dumps(write.labels, ensure_ascii=False, separators=(",", ":")),
+                write.push_time,
+                write.failure_time,
+                write.created,
+                write.last_sender,
+                write.last_user_agent,
+            ),
+        )
+        if write.body is None and not write.replace:
+            return
+        if write.replace:
+            old = [
+                row[0] for row in conn.execute("SELECT body_id FROM families WHERE group_key=?", (write.key,))
+            ]
+            conn.execute("DELETE FROM families WHERE group_key=?", (write.key,))
+        else:
+            old = []
+            for name in write.families:
+                row = conn.execute(
+                    "SELECT body_id FROM families WHERE group_key=? AND name=?", (write.key, name)
+                ).fetchone()
+                if row is not None:
+                    old.append(row[0])
+                    conn.execute("DELETE FROM families WHERE group_key=? AND name=?", (write.key, name))
+        if write.body is not None and write.families:
+            conn.execute(
+                "INSERT INTO bodies (id, content_type, body) VALUES (?, ?, ?)",
+                (write.body_id, write.content_type, write.body),
+            )
+            conn.executemany(
+                "INSERT INTO families (group_key, name, body_id, time) VALUES (?, ?, ?, ?)",
+                [(write.key, name, write.body_id, write.time) for name in write.families],
+            )
+        _collect(conn, old)
+    elif isinstance(write, DeleteGroup):
+        old = [row[0] for row in conn.execute("SELECT body_id FROM families WHERE group_key=?", (write.key,))]
+        conn.execute("DELETE FROM families WHERE group_key=?", (write.key,))
+        conn.execute("DELETE FROM groups WHERE key=?", (write.key,))
+        _collect(conn, old)
+    else:
+        conn.execute("DELETE FROM families")
+        conn.execute("DELETE FROM bodies")
+        conn.execute("DELETE FROM groups")
+
+
+def _collect(conn: sqlite3.Connection, body_ids: list[int]) -> None:
+    """Delete the bodies among ``body_ids`` that no family points at any more."""
+    for body_id in set(body_ids):
+        if conn.execute("SELECT 1 FROM families WHERE body_id=? LIMIT 1", (body_id,)).fetchone() is None:
+            conn.execute("DELETE FROM bodies WHERE id=?", (body_id,))
