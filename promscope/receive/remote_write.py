@@ -109,6 +109,7 @@ CODES: dict[str, Code] = {
     "RW-004": Code(E, "the Content-Encoding is not snappy (415)"),
     "RW-005": Code(E, "the decompressed body is larger than the configured limit (413)"),
     "RW-006": Code(E, "the request carries more series than the configured limit; the rest are refused"),
+    "RW-007": Code(E, "the body decodes to an empty message: a 1.0 body sent as 2.0, or the other way round"),
     "RW-101": Code(E, "a series has no __name__ label (or an empty one); it is refused"),
     "RW-102": Code(E, "a series has a label with an empty name; it is refused"),
     "RW-103": Code(
@@ -886,11 +887,20 @@ def _exemplar_ok(labels: Labels, ts_ms: int) -> str | None:
     return None
 
 
+class _WrongMessage(ValueError):
+    """A non-empty body that decodes to an empty message: the other protocol version's message."""
+
+
 def _decode_v1(
     body: bytes, limits: PushLimits, now: float, newest: Callable[[SeriesKey], float | None]
 ) -> _Decoded:
     request = pb1.WriteRequest()
     request.ParseFromString(body)
+    if body and not request.timeseries and not request.metadata:
+        raise _WrongMessage(
+            f"the body decodes to an empty {PROTO_V1}; is it a 2.0 request? "
+            f"Send it with Content-Type: {CONTENT_TYPE_V2}"
+        )
     builder = _Builder("1.0", limits, now, newest)
     diag = builder.diag
     for position, md in enumerate(request.metadata, 1):
@@ -935,6 +945,11 @@ def _decode_v2(
 ) -> _Decoded:
     request = pb2.Request()
     request.ParseFromString(body)
+    if body and not request.timeseries and not request.symbols:
+        raise _WrongMessage(
+            f"the body decodes to an empty {PROTO_V2}; is it a 1.0 WriteRequest? "
+            f"Send it with Content-Type: {CONTENT_TYPE_V1} (no proto parameter)"
+        )
     builder = _Builder("2.0", limits, now, newest)
     diag = builder.diag
     symbols = list(request.symbols)
@@ -1323,6 +1338,8 @@ class RemoteWriteReceiver:
         except DecodeError as error:
             message = f"the body does not decode as {proto}: {error}"
             return self._refusal(request, now, sender, version, 400, "RW-002", message, len(body))
+        except _WrongMessage as error:
+            return self._refusal(request, now, sender, version, 400, "RW-007", str(error), len(body))
         except RecursionError:
             message = f"the body does not decode as {proto}: nested too deeply"
             return self._refusal(request, now, sender, version, 400, "RW-002", message, len(body))
