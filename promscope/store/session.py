@@ -162,6 +162,19 @@ CREATE TABLE IF NOT EXISTS diagnostics (
 
 _HEADER = struct.Struct("<I")
 _NO_EXTRA: Mapping[str, str] = MappingProxyType({})
+_ENCODE_ERRORS = (
+    ValueError,
+    TypeError,
+    OverflowError,
+    UnicodeError,
+    KeyError,
+    struct.error,
+    sqlite3.InterfaceError,
+    sqlite3.DataError,
+    sqlite3.ProgrammingError,
+    sqlite3.IntegrityError,
+)
+"""Problems with one observation's data: that observation is skipped (``encode_error``), not its batch."""
 _RAW_LIMIT = 256
 """Payloads up to this many bytes are stored uncompressed (zlib would only add its own header)."""
 
@@ -322,7 +335,7 @@ class RecorderStats:
     recorded: int = 0
     """Observations written and committed."""
     queued: int = 0
-    """Observations waiting for the writer."""
+    """Observations taken but not yet written (waiting in the queue or being written)."""
     dropped: Mapping[str, int] = field(default_factory=dict)
     """Observations not written, by reason: ``queue_full`` (the disk could not keep up), ``closed``
     (arrived after close), ``encode_error``, ``write_error`` (the batch's transaction failed)."""
@@ -568,34 +581,23 @@ class SessionRecorder:
         try:
             conn.execute("BEGIN")
             for observation in batch:
+                conn.execute("SAVEPOINT observation")
                 try:
-                    row, diagnostics = self._encode(conn, observation)
-                except sqlite3.Error:
-                    raise
-                except Exception as exc:
+                    self._insert(conn, observation)
+                except _ENCODE_ERRORS as exc:
+                    # Only this observation is undone; ids it added to the dictionaries are gone with it.
+                    conn.execute("ROLLBACK TO observation")
+                    self._forget_ids()
                     encode_errors += 1
                     self._note_error(f"cannot encode an observation of {observation.source}: {exc}")
-                    continue
-                cursor = conn.execute(
-                    "INSERT INTO observations(time, kind, source_id, outcome, series, samples, diagnostics,"
-                    " message, transport, changes, families) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    row,
-                )
-                if diagnostics:
-                    observation_id = cursor.lastrowid
-                    conn.executemany(
-                        "INSERT INTO diagnostics VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        [(observation_id, seq, *values) for seq, values in enumerate(diagnostics)],
-                    )
-                written += 1
+                else:
+                    written += 1
+                conn.execute("RELEASE observation")
             conn.execute("COMMIT")
-        except sqlite3.Error as exc:
+        except Exception as exc:  # the disk, not the data: the whole batch is lost, recording goes on
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
-            # Ids assigned inside the failed transaction are gone: forget the cached dictionaries.
-            self._series_ids.clear()
-            self._family_ids.clear()
-            self._source_ids.clear()
+            self._forget_ids()
             self._note_error(f"cannot write to the session file: {exc}")
             self._drop("write_error", len(batch) - encode_errors)
             written = 0
@@ -605,6 +607,26 @@ class SessionRecorder:
             self._recorded += written
             self._processed += len(batch)
             self._done.notify_all()
+
+    def _insert(self, conn: sqlite3.Connection, observation: Observation) -> None:
+        row, diagnostics = self._encode(conn, observation)
+        cursor = conn.execute(
+            "INSERT INTO observations(time, kind, source_id, outcome, series, samples, diagnostics,"
+            " message, transport, changes, families) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            row,
+        )
+        if diagnostics:
+            observation_id = cursor.lastrowid
+            conn.executemany(
+                "INSERT INTO diagnostics VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(observation_id, seq, *values) for seq, values in enumerate(diagnostics)],
+            )
+
+    def _forget_ids(self) -> None:
+        """Drop the cached dictionary ids (after a rollback some may no longer exist; lookups refill)."""
+        self._series_ids.clear()
+        self._family_ids.clear()
+        self._source_ids.clear()
 
     def _note_error(self, message: str) -> None:
         with self._lock:
