@@ -14,16 +14,23 @@ the console script.
 
 from __future__ import annotations
 
-import importlib
-import sys
-from collections.abc import Sequence
-from typing import Any, NoReturn
+import gc
 
-import click
+# Starting up allocates thousands of long-lived objects (modules, classes, functions) and no
+# garbage; the cyclic collector would walk them again and again. It stays off until the verb's
+# module is loaded, then everything allocated so far is frozen out of its way and it is back on.
+gc.disable()
 
-from cli.exit_codes import EPILOG, ExitCode
-from cli.output import print_error
-from promscope import __version__
+import importlib  # noqa: E402
+import sys  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
+from typing import Any, NoReturn  # noqa: E402
+
+import click  # noqa: E402
+
+from cli.exit_codes import EPILOG, ExitCode  # noqa: E402
+from cli.output import print_error  # noqa: E402
+from promscope import __version__  # noqa: E402
 
 __all__ = ["COMMANDS", "PromscopeGroup", "cli", "exit_code_for", "main"]
 
@@ -64,6 +71,8 @@ class PromscopeGroup(click.Group):
             if exc.name != module_name:
                 raise
             return None  # a verb not shipped in this build
+        finally:
+            _collector_on()
         command = getattr(module, attribute)
         if not isinstance(command, click.Command):
             raise TypeError(f"{spec[0]} is not a click command")
@@ -89,6 +98,19 @@ class PromscopeGroup(click.Group):
         **extra: Any,
     ) -> Any:
         prog_name = prog_name or "promscope"
+        try:
+            return self._main(args, prog_name, complete_var, standalone_mode, **extra)
+        finally:
+            _collector_on()  # whatever path was taken (--help, a usage error), never leave it off
+
+    def _main(
+        self,
+        args: Sequence[str] | None,
+        prog_name: str,
+        complete_var: str | None,
+        standalone_mode: bool,
+        **extra: Any,
+    ) -> Any:
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
@@ -115,6 +137,13 @@ class PromscopeGroup(click.Group):
             print_error(exc.message, hint=exc.hint)
             sys.exit(exit_code_for(exc))
         sys.exit(result if isinstance(result, int) else ExitCode.OK)
+
+
+def _collector_on() -> None:
+    """Start-up is over: freeze what it allocated out of the collector's way and turn it back on."""
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
 
 
 def _fail_usage(exc: click.UsageError) -> NoReturn:

@@ -48,15 +48,17 @@ import os
 import re
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from promscope.check import CheckOptions
 from promscope.check.ignore import Ignore, code_is_known, is_code_pattern, known_codes
 from promscope.check.options import CardinalityOptions
 from promscope.errors import ConfigError
 from promscope.model import Severity
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = [
     "CONFIG_FILE",
@@ -333,7 +335,7 @@ def _pyproject_section(path: Path) -> dict[str, Any] | None:
     return section
 
 
-def _mentions_promscope(path: Path) -> bool:
+def _mentions_promscope(path: str) -> bool:
     """Whether a pyproject.toml can hold a ``tool.promscope`` table at all.
 
     Most pyproject.toml files have none; a substring test spares parsing them (and
@@ -341,7 +343,8 @@ def _mentions_promscope(path: Path) -> bool:
     properly reports the problem.
     """
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as handle:
+            data = handle.read()
     except OSError:
         return True
     if b"promscope" not in data:
@@ -357,24 +360,33 @@ def _mentions_promscope(path: Path) -> bool:
 
 
 def find_config(start: Path | None = None) -> Path | None:
-    """The config file that applies in ``start`` (default: the working directory), or None."""
-    directory = (start or Path.cwd()).resolve()
-    if directory.is_file():
-        directory = directory.parent
-    for candidate in (directory, *directory.parents):
-        own = candidate / CONFIG_FILE
-        if own.is_file():
-            return own
-        pyproject = candidate / "pyproject.toml"
-        if (
-            pyproject.is_file()
-            and _mentions_promscope(pyproject)
-            and _pyproject_section(pyproject) is not None
-        ):
-            return pyproject
-        if (candidate / ".git").exists():
-            break
-    return None
+    """The config file that applies in ``start`` (default: the working directory), or None.
+
+    The walk uses ``os.path``; :mod:`pathlib` (a few milliseconds to import) is loaded only
+    when a file is found.
+    """
+    directory = os.path.realpath(os.fspath(start) if start is not None else os.getcwd())
+    if os.path.isfile(directory):
+        directory = os.path.dirname(directory)
+    while True:
+        own = os.path.join(directory, CONFIG_FILE)
+        if os.path.isfile(own):
+            return _path(own)
+        pyproject = os.path.join(directory, "pyproject.toml")
+        if os.path.isfile(pyproject) and _mentions_promscope(pyproject):
+            found = _path(pyproject)
+            if _pyproject_section(found) is not None:
+                return found
+        parent = os.path.dirname(directory)
+        if os.path.exists(os.path.join(directory, ".git")) or parent == directory:
+            return None
+        directory = parent
+
+
+def _path(name: str) -> Path:
+    from pathlib import Path
+
+    return Path(name)
 
 
 def _load_file(path: Path) -> Config:
@@ -398,7 +410,7 @@ def load_config(
     env = os.environ if env is None else env
     path = explicit
     if path is None and env.get(f"{ENV_PREFIX}CONFIG"):
-        path = Path(env[f"{ENV_PREFIX}CONFIG"])
+        path = _path(env[f"{ENV_PREFIX}CONFIG"])
     if path is None:
         path = find_config(start)
     config = _load_file(path) if path is not None else Config()

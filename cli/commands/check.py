@@ -12,9 +12,9 @@ something to parse, httpx only when an input is a URL, Textual never.
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import click
@@ -24,6 +24,8 @@ from cli.output import print_error, wants_color
 from cli.reporters import OUTPUTS
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from cli.reporters import CheckRun, FileOutcome
     from promscope.check import CheckOptions, CheckReport
     from promscope.model import ParseResult, Severity
@@ -99,7 +101,7 @@ def _stdin_is_terminal() -> bool:
 @click.option(
     "--config",
     "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(dir_okay=False),
     default=None,
     help="Configuration file (default: $PROMSCOPE_CONFIG, else promscope.toml or [tool.promscope] in "
     "pyproject.toml, searched upward to the repository root).",
@@ -128,7 +130,7 @@ def check(
     output: str | None,
     fail_on: str | None,
     ignores: tuple[str, ...],
-    config_path: Path | None,
+    config_path: str | None,
     no_lint: bool | None,
     cardinality: bool | None,
     list_codes: bool,
@@ -205,7 +207,7 @@ class _Settings:
 
 
 def _settings(
-    config_path: Path | None,
+    config_path: str | None,
     *,
     format_: str | None,
     output: str | None,
@@ -218,7 +220,7 @@ def _settings(
     from promscope.config import apply_overrides, load_config
 
     config = apply_overrides(
-        load_config(explicit=config_path),
+        load_config(explicit=_as_path(config_path)),
         ignore=ignores,
         fail_on=fail_on,
         lint=False if no_lint else None,
@@ -234,6 +236,15 @@ def _settings(
 # -- inputs -------------------------------------------------------------------------------------------
 
 
+def _as_path(name: str | None) -> Path | None:
+    """``name`` as a Path; pathlib is loaded only when there is a name (it costs start-up time)."""
+    if name is None:
+        return None
+    from pathlib import Path
+
+    return Path(name)
+
+
 def _is_url(name: str) -> bool:
     return name.startswith(("http://", "https://"))
 
@@ -242,12 +253,13 @@ def _expand(inputs: Sequence[str]) -> list[str]:
     """Inputs in order, a directory replaced by its exposition files (sorted)."""
     expanded: list[str] = []
     for name in inputs:
-        if name != "-" and not _is_url(name):
+        if name != "-" and not _is_url(name) and os.path.isdir(name):
+            from pathlib import Path
+
             path = Path(name)
-            if path.is_dir():
-                found = sorted({str(p) for glob in _DIRECTORY_GLOBS for p in path.rglob(glob) if p.is_file()})
-                expanded.extend(found or [name])
-                continue
+            found = sorted({str(p) for glob in _DIRECTORY_GLOBS for p in path.rglob(glob) if p.is_file()})
+            expanded.extend(found or [name])
+            continue
         expanded.append(name)
     return expanded
 
@@ -257,10 +269,10 @@ def _read(name: str) -> bytes:
     if name == "-":
         stream = sys.stdin.buffer
         return stream.read()
-    path = Path(name)
-    if path.is_dir():
+    if os.path.isdir(name):
         raise IsADirectoryError(f"no exposition files ({', '.join(_DIRECTORY_GLOBS)}) in this directory")
-    return path.read_bytes()
+    with open(name, "rb") as handle:
+        return handle.read()
 
 
 def _os_error_text(error: OSError) -> str:
@@ -291,7 +303,7 @@ def _check_one(name: str, settings: _Settings, *, promtool: bool) -> FileOutcome
             return FileOutcome(display, error=_os_error_text(exc))
         fmt = settings.format
         if fmt == "auto" and name != "-":
-            fmt = EXTENSION_FORMATS.get(Path(name).suffix.lower(), "auto")
+            fmt = EXTENSION_FORMATS.get(os.path.splitext(name)[1].lower(), "auto")
         result = parse(data, format=fmt, semantics=not promtool)
 
     from promscope.check import check_result

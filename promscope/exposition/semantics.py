@@ -41,7 +41,6 @@ from __future__ import annotations
 import gc
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from itertools import compress, islice, repeat
 from operator import attrgetter, eq, is_not, itemgetter, le, lt, ne, not_
 
@@ -142,19 +141,25 @@ def _num(value: float) -> str:
     return canonical_number(value)
 
 
-@dataclass(slots=True)
 class _Context:
-    """What every rule needs: where to report, and how strictly."""
+    """What every rule needs: where to report, and how strictly.
 
-    sink: DiagnosticSink
-    fmt: Format
-    om: bool
-    strict: Severity
-    """ERROR for OpenMetrics, WARNING for formats whose spec is silent."""
-    numbers: dict[str, float | None] = field(default_factory=dict)
-    """Cache of parsed ``le``/``quantile`` strings."""
-    canonical: dict[str, bool] = field(default_factory=dict)
-    """Cache: is this ``le``/``quantile`` string canonical."""
+    A plain slotted class, not a dataclass: it is private working state, and
+    ``promscope check`` imports this module on every start.
+    """
+
+    __slots__ = ("canonical", "fmt", "numbers", "om", "sink", "strict")
+
+    def __init__(self, sink: DiagnosticSink, fmt: Format, om: bool, strict: Severity) -> None:
+        self.sink = sink
+        self.fmt = fmt
+        self.om = om
+        self.strict = strict
+        """ERROR for OpenMetrics, WARNING for formats whose spec is silent."""
+        self.numbers: dict[str, float | None] = {}
+        """Cache of parsed ``le``/``quantile`` strings."""
+        self.canonical: dict[str, bool] = {}
+        """Cache: is this ``le``/``quantile`` string canonical."""
 
     def number(self, text: str) -> float | None:
         try:

@@ -26,7 +26,6 @@ import gc
 import re
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from promscope.codes import Code
 from promscope.exposition import _decode
@@ -125,13 +124,14 @@ class _Family:
         return MetricFamily(self.name, self.type, self.help, None, tuple(self.samples), self.line)
 
 
-@dataclass(slots=True)
 class _LineError(Exception):
     """A problem on the careful path; carries what the diagnostic needs."""
 
-    code: str
-    column: int
-    message: str
+    def __init__(self, code: str, column: int, message: str) -> None:
+        super().__init__(code, column, message)
+        self.code = code
+        self.column = column
+        self.message = message
 
 
 class _TextParser:
