@@ -32,6 +32,8 @@ from promscope.receive.remote_write import (
 )
 
 NOW = 1_700_000_000.0
+T0 = 1_700_000_000_000
+"""NOW in milliseconds, as remote_write carries time."""
 FIXTURES = pathlib.Path(__file__).resolve().parents[2] / "fixtures" / "push"
 WRITTEN = (
     "X-Prometheus-Remote-Write-Samples-Written",
@@ -132,13 +134,11 @@ def header(response_headers: tuple[tuple[str, str], ...], name: str) -> str | No
 
 def test_v1_request_becomes_families_grouped_by_name_with_metadata() -> None:
     body = v1(
-        v1_series(
-            {"__name__": "http_requests_total", "code": "200", "job": "api"}, (10.0, 1_700_000_000_000)
-        ),
-        v1_series({"__name__": "http_requests_total", "code": "500", "job": "api"}, (1.0, 1_700_000_000_000)),
+        v1_series({"__name__": "http_requests_total", "code": "200", "job": "api"}, (10.0, T0)),
+        v1_series({"__name__": "http_requests_total", "code": "500", "job": "api"}, (1.0, T0)),
         v1_series({"__name__": "rpc_seconds_bucket", "le": "0.5"}, (3.0, 1_700_000_000_500)),
         v1_series({"__name__": "rpc_seconds_count"}, (4.0, 1_700_000_000_500)),
-        v1_series({"__name__": "up", "instance": "a:9100", "job": "node"}, (1.0, 1_700_000_000_000)),
+        v1_series({"__name__": "up", "instance": "a:9100", "job": "node"}, (1.0, T0)),
         metadata=(
             pb1.MetricMetadata(
                 type=pb1.MetricMetadata.COUNTER, metric_family_name="http_requests_total", help="Hits."
@@ -172,7 +172,7 @@ def test_v1_request_becomes_families_grouped_by_name_with_metadata() -> None:
 
 
 def test_missing_content_type_and_encoding_mean_1_0_and_snappy_as_upstream() -> None:
-    body = v1(v1_series({"__name__": "up"}, (1.0, 1_700_000_000_000)))
+    body = v1(v1_series({"__name__": "up"}, (1.0, T0)))
     response, observation = receiver().receive(request(body, None, encoding=None))
     assert response.status == 204
     assert observation.transport.extra["remote_write_version"] == "1.0"
@@ -188,9 +188,9 @@ def test_v1_native_histograms_and_exemplars() -> None:
         zero_count_int=1,
         positive_spans=[pb1.BucketSpan(offset=0, length=2), pb1.BucketSpan(offset=1, length=1)],
         positive_deltas=[1, 1, -1],
-        timestamp=1_700_000_000_000,
+        timestamp=T0,
     )
-    ts.exemplars.add(labels=[pb1.Label(name="trace_id", value="abc")], value=0.7, timestamp=1_700_000_000_000)
+    ts.exemplars.add(labels=[pb1.Label(name="trace_id", value="abc")], value=0.7, timestamp=T0)
     response, observation = receiver().receive(request(v1(ts)))
     assert response.status == 204
     (family,) = observation.families
@@ -214,7 +214,7 @@ def test_v2_request_with_symbols_metadata_exemplars_and_written_headers() -> Non
         metadata=b.metadata(pb2.Metadata.METRIC_TYPE_COUNTER, "Jobs done.", ""),
         created_timestamp=1_699_999_000_000,
     )
-    counter.samples.add(value=1.0, timestamp=1_700_000_000_000)
+    counter.samples.add(value=1.0, timestamp=T0)
     counter.samples.add(value=3.0, timestamp=1_700_000_015_000)
     counter.exemplars.add(
         labels_refs=[b.ref("trace_id"), b.ref("f00d")], value=1.0, timestamp=1_700_000_014_000
@@ -223,7 +223,7 @@ def test_v2_request_with_symbols_metadata_exemplars_and_written_headers() -> Non
         {"__name__": "temperature", "room": "a"},
         metadata=b.metadata(pb2.Metadata.METRIC_TYPE_GAUGE, "Degrees.", "celsius"),
     )
-    gauge.samples.add(value=21.5, timestamp=1_700_000_000_000)
+    gauge.samples.add(value=21.5, timestamp=T0)
     hist = b.series(
         {"__name__": "rpc_duration_seconds", "job": "w"},
         metadata=b.metadata(pb2.Metadata.METRIC_TYPE_HISTOGRAM, "", "seconds"),
@@ -235,7 +235,7 @@ def test_v2_request_with_symbols_metadata_exemplars_and_written_headers() -> Non
         zero_count_float=0.0,
         positive_spans=[pb2.BucketSpan(offset=-1, length=2)],
         positive_counts=[1.0, 2.0],
-        timestamp=1_700_000_000_000,
+        timestamp=T0,
         start_timestamp=1_699_999_500_000,
     )
     response, observation = receiver().receive(request(b.body(), CONTENT_TYPE_V2))
@@ -269,7 +269,7 @@ def test_v2_custom_bucket_histogram_becomes_classic_buckets() -> None:
         custom_values=[0.1, 1.0],
         positive_spans=[pb2.BucketSpan(offset=0, length=3)],
         positive_deltas=[1, 2, -2],  # counts 1, 3, 1 for (-inf, .1], (.1, 1], (1, +inf]
-        timestamp=1_700_000_000_000,
+        timestamp=T0,
     )
     response, observation = receiver().receive(request(b.body(), CONTENT_TYPE_V2))
     assert response.status == 204
@@ -327,7 +327,7 @@ def test_negotiate(content_type: str | None, proto: str | None) -> None:
     ],
 )
 def test_unsupported_content_type_or_encoding_is_415(content_type: str, encoding: str, code: str) -> None:
-    body = v1(v1_series({"__name__": "up"}, (1.0, 1_700_000_000_000)))
+    body = v1(v1_series({"__name__": "up"}, (1.0, T0)))
     response, observation = receiver().receive(request(body, content_type, encoding=encoding))
     assert response.status == 415
     assert observation.outcome is Outcome.REJECTED
@@ -362,11 +362,11 @@ def test_malformed_protobuf_is_400(content_type: str) -> None:
 
 
 def test_a_1_0_body_sent_as_2_0_and_the_reverse_are_400() -> None:
-    v1_body = v1(v1_series({"__name__": "up"}, (1.0, 1_700_000_000_000)))
+    v1_body = v1(v1_series({"__name__": "up"}, (1.0, T0)))
     response, observation = receiver().receive(request(v1_body, CONTENT_TYPE_V2))
     assert (response.status, codes(observation)) == (400, ["RW-007"])
     b = V2()
-    b.series({"__name__": "up"}).samples.add(value=1, timestamp=1_700_000_000_000)
+    b.series({"__name__": "up"}).samples.add(value=1, timestamp=T0)
     response, observation = receiver().receive(request(b.body(), CONTENT_TYPE_V1))
     assert (response.status, codes(observation)) == (400, ["RW-007"])
 
@@ -381,16 +381,16 @@ def test_empty_body_is_an_empty_accepted_request() -> None:
 
 
 def test_invalid_series_are_refused_one_by_one_and_the_rest_kept() -> None:
-    dup = v1_series({"__name__": "f"}, (1.0, 1_700_000_000_000))
+    dup = v1_series({"__name__": "f"}, (1.0, T0))
     dup.labels.add(name="job", value="1")
     dup.labels.add(name="job", value="2")
     request_pb = pb1.WriteRequest(
         timeseries=[
-            v1_series({"job": "x"}, (1.0, 1_700_000_000_000)),  # no __name__
-            v1_series({"": "v", "__name__": "a"}, (1.0, 1_700_000_000_000)),  # empty label name
-            v1_series({"__name__": "b"}, (1.0, 1_700_000_000_000)),
-            v1_series({"zone": "z", "__name__": "c"}, (1.0, 1_700_000_000_000)),  # unsorted: a warning only
-            v1_series({"__name__": "d.e", "le-x": "1"}, (1.0, 1_700_000_000_000)),  # UTF-8 names: warnings
+            v1_series({"job": "x"}, (1.0, T0)),  # no __name__
+            v1_series({"": "v", "__name__": "a"}, (1.0, T0)),  # empty label name
+            v1_series({"__name__": "b"}, (1.0, T0)),
+            v1_series({"zone": "z", "__name__": "c"}, (1.0, T0)),  # unsorted: a warning only
+            v1_series({"__name__": "d.e", "le-x": "1"}, (1.0, T0)),  # UTF-8 names: warnings
             dup,
         ]
     )
@@ -413,7 +413,7 @@ def test_out_of_order_duplicate_and_future_samples_are_refused() -> None:
             (3.0, 1_700_000_003_000),
             (3.0, 1_700_000_003_000),  # same timestamp and value: harmless
             (4.0, 1_700_000_003_000),  # same timestamp, other value: refused
-            (5.0, 1_700_000_000_000 + 11 * 60_000),  # 11 minutes ahead: refused
+            (5.0, T0 + 11 * 60_000),  # 11 minutes ahead: refused
         )
     )
     response, observation = receiver().receive(request(body))
@@ -426,16 +426,16 @@ def test_out_of_order_duplicate_and_future_samples_are_refused() -> None:
 def test_v2_bad_symbol_references_odd_refs_and_mixed_samples_are_refused() -> None:
     b = V2()
     good = b.series({"__name__": "ok"})
-    good.samples.add(value=1.0, timestamp=1_700_000_000_000)
+    good.samples.add(value=1.0, timestamp=T0)
     bad_ref = b.request.timeseries.add(labels_refs=[b.ref("__name__"), 999])
-    bad_ref.samples.add(value=1.0, timestamp=1_700_000_000_000)
+    bad_ref.samples.add(value=1.0, timestamp=T0)
     odd = b.request.timeseries.add(labels_refs=[b.ref("__name__")])
-    odd.samples.add(value=1.0, timestamp=1_700_000_000_000)
+    odd.samples.add(value=1.0, timestamp=T0)
     mixed = b.series({"__name__": "mixed"})
-    mixed.samples.add(value=1.0, timestamp=1_700_000_000_000)
-    mixed.histograms.add(count_int=1, timestamp=1_700_000_000_000)
+    mixed.samples.add(value=1.0, timestamp=T0)
+    mixed.histograms.add(count_int=1, timestamp=T0)
     bad_help = b.series({"__name__": "badhelp"}, metadata=pb2.Metadata(type=2, help_ref=5000))
-    bad_help.samples.add(value=1.0, timestamp=1_700_000_000_000)
+    bad_help.samples.add(value=1.0, timestamp=T0)
     response, observation = receiver().receive(request(b.body(), CONTENT_TYPE_V2))
     assert response.status == 400
     assert [header(response.headers, h) for h in WRITTEN] == ["1", "0", "0"]
@@ -451,7 +451,7 @@ def test_v2_bad_symbol_references_odd_refs_and_mixed_samples_are_refused() -> No
 
 def test_v2_symbols_must_start_with_the_empty_string() -> None:
     request_pb = pb2.Request(symbols=["__name__", "up"])
-    request_pb.timeseries.add(labels_refs=[0, 1]).samples.add(value=1.0, timestamp=1_700_000_000_000)
+    request_pb.timeseries.add(labels_refs=[0, 1]).samples.add(value=1.0, timestamp=T0)
     response, observation = receiver().receive(request(snappy(request_pb), CONTENT_TYPE_V2))
     assert response.status == 204
     assert "RW-201" in codes(observation)
@@ -478,8 +478,8 @@ def test_every_code_is_declared() -> None:
 
 def test_latest_families_keep_the_newest_sample_per_series_across_requests() -> None:
     r = receiver()
-    r.receive(request(v1(v1_series({"__name__": "a"}, (1.0, 1_700_000_000_000)))))
-    r.receive(request(v1(v1_series({"__name__": "b"}, (2.0, 1_700_000_000_000)))))
+    r.receive(request(v1(v1_series({"__name__": "a"}, (1.0, T0)))))
+    r.receive(request(v1(v1_series({"__name__": "b"}, (2.0, T0)))))
     r.receive(request(v1(v1_series({"__name__": "a"}, (3.0, 1_700_000_010_000)))))
     _, observation = r.receive(request(v1(v1_series({"__name__": "a"}, (9.0, 1_700_000_005_000)))))
     assert "RW-113" in codes(observation)  # older than what this sender wrote before
@@ -495,9 +495,7 @@ def test_latest_families_keep_the_newest_sample_per_series_across_requests() -> 
 def test_senders_are_told_apart_by_host_and_user_agent_and_bounded() -> None:
     r = receiver(limits=PushLimits(max_senders=2))
     for peer, agent in (("10.0.0.1:1", "a"), ("10.0.0.1:2", "a"), ("10.0.0.2:1", "a"), ("10.0.0.1:3", "b")):
-        r.receive(
-            request(v1(v1_series({"__name__": "x"}, (1.0, 1_700_000_000_000))), peer=peer, user_agent=agent)
-        )
+        r.receive(request(v1(v1_series({"__name__": "x"}, (1.0, T0))), peer=peer, user_agent=agent))
     assert [s.sender for s in r.senders()] == ["10.0.0.2 a", "10.0.0.1 b"]
     assert r.stats.senders_evicted == 1
     assert sender_identity("[::1]:9090", None) == "::1"
@@ -505,7 +503,7 @@ def test_senders_are_told_apart_by_host_and_user_agent_and_bounded() -> None:
 
 def test_series_limits_drop_and_count() -> None:
     r = receiver(limits=PushLimits(max_series_per_request=2, max_series_per_sender=1))
-    body = v1(*(v1_series({"__name__": f"m{i}"}, (1.0, 1_700_000_000_000)) for i in range(3)))
+    body = v1(*(v1_series({"__name__": f"m{i}"}, (1.0, T0)) for i in range(3)))
     response, observation = r.receive(request(body))
     assert response.status == 400
     assert "RW-006" in codes(observation)
@@ -515,7 +513,7 @@ def test_series_limits_drop_and_count() -> None:
 
 def test_label_limits_refuse_the_series() -> None:
     r = receiver(limits=PushLimits(max_label_value_length=8))
-    body = v1(v1_series({"__name__": "x", "v": "x" * 9}, (1.0, 1_700_000_000_000)))
+    body = v1(v1_series({"__name__": "x", "v": "x" * 9}, (1.0, T0)))
     response, observation = r.receive(request(body))
     assert response.status == 400
     assert codes(observation) == ["RW-114"]
@@ -526,7 +524,7 @@ def test_handle_answers_then_hands_the_observation_to_the_sink() -> None:
     r = receiver(sink=seen.append)
 
     async def run() -> int:
-        response = await r.handle(request(v1(v1_series({"__name__": "up"}, (1.0, 1_700_000_000_000)))))
+        response = await r.handle(request(v1(v1_series({"__name__": "up"}, (1.0, T0)))))
         assert seen == []  # not before the answer is handed back
         await asyncio.sleep(0)
         return response.status
@@ -542,7 +540,7 @@ def test_a_failing_sink_is_counted_not_raised() -> None:
     r = receiver(sink=broken)
 
     async def run() -> None:
-        await r.handle(request(v1(v1_series({"__name__": "up"}, (1.0, 1_700_000_000_000)))))
+        await r.handle(request(v1(v1_series({"__name__": "up"}, (1.0, T0)))))
         await asyncio.sleep(0)
 
     asyncio.run(run())
