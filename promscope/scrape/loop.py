@@ -166,6 +166,8 @@ class _Source:
     source: TargetSource
     task: asyncio.Task[None] | None = None
     targets: list[ScrapeTarget] = field(default_factory=list)
+    manual: bool = False
+    """Set by :meth:`ScrapeManager.set_targets`: nothing to discover."""
 
 
 class ScrapeManager:
@@ -218,7 +220,8 @@ class ScrapeManager:
             return
         self._running = True
         for entry in self._sources.values():
-            entry.task = asyncio.create_task(self._discover(entry), name=f"promscope-sd:{entry.source.name}")
+            if not entry.manual:
+                entry.task = self._spawn_source(entry)
         self._sync()
 
     async def stop(self) -> None:
@@ -262,8 +265,10 @@ class ScrapeManager:
         """Replace the targets of the source called ``source`` (default: the static list) and apply."""
         entry = self._sources.get(source)
         if entry is None:
-            entry = _Source(StaticSource(source, ()))
+            entry = _Source(StaticSource(source, ()), manual=True)
             self._sources[source] = entry
+        elif not entry.manual:
+            raise ValueError(f"{source!r} is a discovery source; its targets come from discovery")
         entry.targets = list(targets)
         entry.source.status.targets = len(entry.targets)
         self._sync()
@@ -278,7 +283,7 @@ class ScrapeManager:
         entry = _Source(source)
         self._sources[source.name] = entry
         if self._running:
-            entry.task = asyncio.create_task(self._discover(entry), name=f"promscope-sd:{source.name}")
+            entry.task = self._spawn_source(entry)
 
     def remove_source(self, name: str) -> None:
         """Stop a source and drop its targets."""
@@ -294,7 +299,11 @@ class ScrapeManager:
     async def refresh(self) -> None:
         """Run every source's ``discover()`` once now and apply the result (the CLI's first pass, tests)."""
         for entry in list(self._sources.values()):
-            await self._discover_once(entry)
+            if not entry.manual:
+                await self._discover_once(entry)
+
+    def _spawn_source(self, entry: _Source) -> asyncio.Task[None]:
+        return asyncio.create_task(self._discover(entry), name=f"promscope-sd:{entry.source.name}")
 
     async def _discover(self, entry: _Source) -> None:
         while True:

@@ -100,7 +100,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from promscope.errors import ConfigError
 from promscope.exposition.negotiate import (
@@ -524,7 +524,7 @@ class ScrapeConfig:
         path = labels["__metrics_path__"]
         if not path.startswith("/"):
             path = "/" + path
-        query = urlencode(sorted((k, v) for k, vs in params.items() for v in vs), quote_via=quote)
+        query = urlencode([(k, v) for k in sorted(params) for v in params[k]])
         url = f"{scheme}://{address}{path}" + (f"?{query}" if query else "")
         labels.setdefault("instance", address)
         final = tuple(sorted((k, v) for k, v in labels.items() if v and not k.startswith("__")))
