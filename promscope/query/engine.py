@@ -33,14 +33,15 @@ with ``numpy.unique`` rather than a Python loop.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from promscope.model import Labels
+from promscope.model import Labels, MetricFamily
+from promscope.observation import Observation
 from promscope.query.ast import (
     ARITHMETIC,
     COMPARISONS,
@@ -215,6 +216,25 @@ class SeriesSet:
             Series(key, np.asarray(ts, np.float64), np.asarray(vs, np.float64))
             for key, (ts, vs) in grouped.items()
         )
+
+    @classmethod
+    def from_families(cls, families: Iterable[MetricFamily], *, default_time: float) -> SeriesSet:
+        """Every sample of parsed families; a sample without a timestamp is taken at ``default_time``.
+
+        Native histograms are left out (the subset has no native-histogram functions).
+        """
+        return cls.from_samples(_family_samples(families, default_time))
+
+    @classmethod
+    def from_observations(cls, observations: Iterable[Observation]) -> SeriesSet:
+        """Every sample that accepted observations carried, each at its own timestamp or the observation's."""
+
+        def samples() -> Iterator[tuple[Labels, float, float]]:
+            for observation in observations:
+                if observation.accepted:
+                    yield from _family_samples(observation.families, observation.time)
+
+        return cls.from_samples(samples())
 
     def __len__(self) -> int:
         return len(self._labels)
@@ -491,6 +511,17 @@ class _Table:
             keys = [tuple(p for p in ls if p[0] in wanted) for ls in self.labels]
         gids = np.fromiter((group_of.setdefault(k, len(group_of)) for k in keys), np.int64, len(keys))
         return gids, _Table(list(group_of))
+
+
+def _family_samples(
+    families: Iterable[MetricFamily], default_time: float
+) -> Iterator[tuple[Labels, float, float]]:
+    for family in families:
+        for sample in family.samples:
+            if sample.native_histogram is not None:
+                continue
+            timestamp = sample.timestamp if sample.timestamp is not None else default_time
+            yield ((_NAME, sample.name), *sample.labels), timestamp, sample.value
 
 
 def _drop_name(labels: Labels) -> Labels:
