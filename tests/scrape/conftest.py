@@ -1,12 +1,17 @@
 """Helpers for the scrape-loop tests: a virtual clock, canned expositions, mock and real targets.
 
+``async def`` tests in this folder run under ``asyncio.run`` (the hook below), one fresh event loop each.
+Test modules cannot import this file (pytest imports test files by path), so helpers come as fixtures:
+
 ``virtual_clock``
     A :class:`VirtualClock`: ``time()`` (wall and monotonic alike), ``sleep()``
     and ``advance(seconds)``, which runs every task due in that span in due
     order without waiting for real time. Pass ``clock=vc.time,
     monotonic=vc.time, sleep=vc.sleep`` to a ScrapeManager.
-``exposition(n, ...)``
-    A text exposition of ``n`` gauge series.
+``expo``
+    ``expo(n)``: a text exposition of ``n`` gauge series (bytes); ``expo.response(body)`` an httpx response.
+``recorder``
+    A sink that keeps every observation.
 ``serve_http``
     Starts a ``http.server`` on 127.0.0.1 with a handler function, in a thread,
     and stops it at teardown; returns its base URL.
@@ -19,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import http.server
+import inspect
 import itertools
 import threading
 from collections.abc import Callable, Iterator
@@ -100,6 +106,32 @@ class Recorder:
 @pytest.fixture
 def recorder() -> Recorder:
     return Recorder()
+
+
+class Expo:
+    """Canned expositions and responses."""
+
+    def __call__(self, n: int = 3, **kwargs: object) -> bytes:
+        return exposition(n, **kwargs)  # type: ignore[arg-type]
+
+    @staticmethod
+    def response(body: bytes, status: int = 200, content_type: str = TEXT) -> httpx.Response:
+        return text_response(body, status, content_type)
+
+
+@pytest.fixture
+def expo() -> Expo:
+    return Expo()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """Run ``async def`` tests of this folder with ``asyncio.run``."""
+    if not inspect.iscoroutinefunction(pyfuncitem.obj):
+        return None
+    names = pyfuncitem._fixtureinfo.argnames
+    asyncio.run(pyfuncitem.obj(**{name: pyfuncitem.funcargs[name] for name in names}))
+    return True
 
 
 class FakeResolver:
