@@ -41,6 +41,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from promscope.codes import Code
+from promscope.exposition.protobuf import format_go_float
 from promscope.model import Diagnostic, Labels, MetricFamily, MetricType, Sample, Severity
 from promscope.observation import Changes
 
@@ -54,6 +55,7 @@ __all__ = [
     "PushedFamily",
     "StoredFamily",
     "format_group",
+    "go_float",
     "group_key",
     "prepare_push",
 ]
@@ -119,6 +121,26 @@ def _show_labels(labels: Labels) -> str:
     return "{" + ",".join(f'{name}="{value}"' for name, value in labels) + "}"
 
 
+def go_float(value: float) -> str:
+    """Go's ``fmt.Sprint(float64)``, i.e. ``strconv.FormatFloat(v, 'g', -1, 64)``: ``3``, ``1e+06``."""
+    text = format_go_float(value)
+    if text.endswith(".0") and "e" not in text:
+        text = text[:-2]
+    return text
+
+
+def _bound(text: str, cache: dict[str, str]) -> str:
+    """An ``le``/``quantile`` value as upstream re-exposes it: parsed as a float, written by Go."""
+    done = cache.get(text)
+    if done is None:
+        try:
+            done = go_float(float(text))
+        except ValueError:
+            done = text
+        cache[text] = done
+    return done
+
+
 def _same_value(a: float, b: float) -> bool:
     return a == b or (math.isnan(a) and math.isnan(b))
 
@@ -146,7 +168,9 @@ class PreparedPush:
     series: int = 0
 
 
-def prepare_push(families: Iterable[MetricFamily], grouping: Mapping[str, str]) -> PreparedPush:
+def prepare_push(
+    families: Iterable[MetricFamily], grouping: Mapping[str, str], *, keep_empty: bool = False
+) -> PreparedPush:
     """Apply the grouping labels to pushed families, as upstream's ``sanitizeLabels`` does.
 
     Grouping labels override body labels of the same name, ``instance=""`` is
@@ -154,7 +178,9 @@ def prepare_push(families: Iterable[MetricFamily], grouping: Mapping[str, str]) 
     ``le``/``quantile`` kept last). Finds what depends on the push alone:
     timestamps, repeated series, reserved label names. A later family of the
     same name replaces an earlier one (protobuf bodies can repeat a name;
-    upstream keeps the last).
+    upstream keeps the last). A family without samples is dropped unless
+    ``keep_empty`` (upstream's text parser drops them; a protobuf body keeps
+    them, so that a POST can empty a family).
     """
     prepared = PreparedPush(families={})
     grouping_items = tuple(grouping.items())
@@ -162,8 +188,11 @@ def prepare_push(families: Iterable[MetricFamily], grouping: Mapping[str, str]) 
     errors = prepared.errors
     warnings = prepared.warnings
     overridden_reported: set[str] = set()
+    bounds: dict[str, str] = {}
     for family in families:
         name = family.name
+        if not family.samples and not keep_empty:
+            continue
         if name in _SYNTHETIC:
             warnings.append(
                 Diagnostic(
@@ -211,7 +240,7 @@ def prepare_push(families: Iterable[MetricFamily], grouping: Mapping[str, str]) 
                 if not has_instance and "instance" not in base:
                     base["instance"] = ""
                 identity = tuple(sorted(base.items()))
-                full = identity if extra is None else (*identity, (special or "", extra))
+                full = identity if extra is None else (*identity, (special or "", _bound(extra, bounds)))
                 done = (identity, full)
                 cache[labels] = done
                 for label_name, _ in labels:
@@ -621,12 +650,14 @@ class GroupStore:
                 continue
             first = next(iter(holders.values())).family
             if len(holders) == 1:
-                out.append(first)
+                if first.samples:
+                    out.append(first)
                 continue
             samples: list[Sample] = []
             for holder in sorted(holders):
                 samples.extend(holders[holder].family.samples)
-            out.append(MetricFamily(name, first.type, first.help, first.unit, tuple(samples), 0))
+            if samples:
+                out.append(MetricFamily(name, first.type, first.help, first.unit, tuple(samples), 0))
         self._merged = (self.version, out)
         return out
 

@@ -62,7 +62,6 @@ from urllib.parse import quote, unquote
 
 from promscope.exposition import ParseLimits, parse
 from promscope.exposition.negotiate import MediaTypeError, parse_media_type
-from promscope.exposition.protobuf import format_go_float
 from promscope.model import Diagnostic, Format, Labels, MetricFamily, MetricType, Sample, Severity
 from promscope.observation import (
     Changes,
@@ -84,6 +83,7 @@ from promscope.receive.groups import (
     PreparedPush,
     StoredFamily,
     format_group,
+    go_float,
     group_key,
     prepare_push,
 )
@@ -133,7 +133,7 @@ _LIMIT_CODES = {
     "PB-211": "label_length",
     "PB-212": "series_per_push",
 }
-_NOT_REFUSING = frozenset({"PS-101"})  # invalid UTF-8 is refused through the errors it causes, if any
+_NOT_REFUSING: frozenset[str] = frozenset()
 
 
 # --- configuration and introspection values ---------------------------------------------------------------
@@ -388,18 +388,6 @@ def _is_delimited_protobuf(content_type: str | None) -> bool:
 # --- formatting for upstream's JSON API -------------------------------------------------------------------
 
 
-def go_float(value: float) -> str:
-    """Go's ``fmt.Sprint(float64)``: shortest digits, exponent form below 1e-4 and from 1e21…
-
-    …precisely, ``strconv.FormatFloat(v, 'g', -1, 64)``: ``3``, ``0.5``,
-    ``1.7956706881898973e+09``, ``+Inf``, ``NaN``.
-    """
-    text = format_go_float(value)
-    if text.endswith(".0") and "e" not in text:
-        text = text[:-2]
-    return text
-
-
 def go_time(seconds: float) -> str:
     """Go's JSON encoding of a ``time.Time`` in UTC (RFC 3339 with trimmed nanoseconds)."""
     nanos = round(seconds * 1e9)
@@ -570,7 +558,7 @@ class PushgatewayReceiver:
                     self.stats.restore_problems += 1
                     log.warning("restore: family %s of group %s is missing from its body", name, restored.key)
                     continue
-                prepared = prepare_push([family], grouping)
+                prepared = prepare_push([family], grouping, keep_empty=True)
                 item = prepared.families.get(name)
                 if item is not None:
                     stored.append(StoredFamily(item.family, item.identities, stamp, body_id))
@@ -695,6 +683,8 @@ class PushgatewayReceiver:
     async def _push(self, request: Request, grouping: dict[str, str], *, replace: bool) -> Response:
         limits = self.limits
         body = request.body
+        if type(body) is not bytes:  # the contract says bytes; a bytearray would break parse()
+            body = bytes(body)
         if len(body) > limits.max_body_bytes:
             raise _Refused(
                 413,
@@ -730,7 +720,7 @@ class PushgatewayReceiver:
             )
             raise _Refused(400, "parse_error", headline, result.diagnostics)
 
-        prepared = prepare_push(result.families, grouping)
+        prepared = prepare_push(result.families, grouping, keep_empty=protobuf)
         key = group_key(grouping)
         source = format_group(key)
         store = self.store
