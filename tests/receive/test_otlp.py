@@ -216,11 +216,7 @@ def as_json(message: svc.ExportMetricsServiceRequest) -> bytes:
     def hexify(node: object) -> object:
         if isinstance(node, dict):
             return {
-                k: (
-                    bytes(__import__("base64").b64decode(v)).hex()
-                    if k in ("traceId", "spanId")
-                    else hexify(v)
-                )
+                k: (base64.b64decode(v).hex() if k in ("traceId", "spanId") else hexify(v))
                 for k, v in node.items()
             }
         if isinstance(node, list):
