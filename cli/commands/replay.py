@@ -198,9 +198,9 @@ def replay(
             print_error(exc.message, hint=exc.hint, stream=err)
             ctx.exit(ExitCode.UNREADABLE)
     if stats.skipped:
+        these = "1 observation was" if stats.skipped == 1 else f"{stats.skipped:,} observations were"
         print_error(
-            f"{file}: {stats.skipped} observation{'s' if stats.skipped != 1 else ''} could not be decoded "
-            "and were skipped",
+            f"{file}: {these} undecodable and skipped (the file is damaged)",
             stream=err,
             level="warning",
         )

@@ -463,13 +463,14 @@ class SessionRecorder:
         if self._state != "open" and self._state != "new":
             self._drop("closed")
             return
+        with self._lock:
+            self._enqueued += 1  # before the put, so the writer can never count it done first
         try:
             self._queue.put_nowait(observation)
         except queue.Full:
-            self._drop("queue_full")
-            return
-        with self._lock:
-            self._enqueued += 1
+            with self._lock:
+                self._enqueued -= 1
+                self._dropped["queue_full"] = self._dropped.get("queue_full", 0) + 1
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait (blocking: call it from a thread) until everything queued so far is written."""

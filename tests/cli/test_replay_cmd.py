@@ -169,7 +169,7 @@ def test_a_corrupt_observation_is_skipped_with_exit_1(session: Path) -> None:
         conn.execute("UPDATE observations SET families = x'5a00' WHERE time = ?", (T0 + 2.0,))
     result = run(str(session), "--fast")
     assert result.exit_code == ExitCode.PROBLEMS
-    assert "1 observation could not be decoded and were skipped" in result.stderr
+    assert "1 observation was undecodable and skipped" in result.stderr
 
 
 @pytest.mark.parametrize(
