@@ -1039,8 +1039,7 @@ class StatsdReceiver:
 
     def _reader(self, sock: socket.socket, loop: asyncio.AbstractEventLoop, protocol: str) -> DatagramReader:
         def on_batch(batch: DatagramBatch, received_at: float) -> None:
-            for data, address in batch:
-                self._datagram(data, address, protocol, received_at)
+            self._batch(batch, protocol, received_at)
 
         return DatagramReader(
             sock, loop, on_batch, name=f"promscope-{self.name}-{protocol}", monotonic=self._monotonic
@@ -1083,24 +1082,15 @@ class StatsdReceiver:
         sender = senders[address] = _Sender(shown, protocol)
         return sender
 
-    def _datagram(self, data: bytes, address: object, protocol: str, now: float) -> None:
+    def _datagram(
+        self, data: bytes, address: object, protocol: str, now: float, decided: bool | None = None
+    ) -> None:
         sender = self._senders.get(address) or self._sender(address, protocol)
         self._packets[protocol] = self._packets.get(protocol, 0) + 1
         self._bytes += len(data)
-        if now - sender.window_start >= 1.0:
-            sender.window_start = now
-            sender.window_count = 0
-        sender.window_count += 1
-        if now - self._second_start >= 1.0:
-            self._second_start = now
-            self._second_count = 0
-        detailed = (
-            sender.window_count <= self.limits.observations_per_sender
-            and self._second_count < self.limits.observations_per_second
-        )
+        detailed = self._detailed(sender, now) if decided is None else decided
         tally: _Tally
         if detailed:
-            self._second_count += 1
             tally = _Tally(now)
         elif sender.pending is not None:
             tally = sender.pending
@@ -1112,15 +1102,136 @@ class StatsdReceiver:
         try:
             self._ingest(data, tally, detailed, sender.address, now)
         except Exception as error:  # a bug must not stop the listener; show it as a refusal
-            tally.refused += 1
-            self._add_diagnostic(
-                tally,
-                Diagnostic("SD-101", Severity.ERROR, 0, 0, f"internal error: {error!r}"),
-                sender.address,
-                "",
-            )
+            self._internal_error(tally, sender, error)
         if detailed:
             self._emit(sender, tally, coalesced=False)
+
+    def _batch(self, batch: DatagramBatch, protocol: str, now: float) -> None:
+        """A batch from a reader thread: runs of coalesced datagrams from one sender go through one loop."""
+        senders = self._senders
+        run: list[bytes] = []
+        run_sender: _Sender | None = None
+        for data, address in batch:
+            sender = senders.get(address) or self._sender(address, protocol)
+            if sender is run_sender:
+                run.append(data)
+                continue
+            if run_sender is not None:
+                self._run(run_sender, run, protocol, now)
+                run_sender = None
+            if self._detailed(sender, now):
+                self._datagram(data, address, protocol, now, True)
+            else:
+                run_sender = sender
+                run = [data]
+        if run_sender is not None:
+            self._run(run_sender, run, protocol, now)
+
+    def _detailed(self, sender: _Sender, now: float) -> bool:
+        """The observation rule (module docstring): does this datagram get an Observation of its own?"""
+        if now - sender.window_start >= 1.0:
+            sender.window_start = now
+            sender.window_count = 0
+        sender.window_count += 1
+        if now - self._second_start >= 1.0:
+            self._second_start = now
+            self._second_count = 0
+        if (
+            sender.window_count <= self.limits.observations_per_sender
+            and self._second_count < self.limits.observations_per_second
+        ):
+            self._second_count += 1
+            return True
+        return False
+
+    def _run(self, sender: _Sender, run: list[bytes], protocol: str, now: float) -> None:
+        """Coalesced datagrams of one sender: the hot path, inlined for one-line datagrams."""
+        tally = sender.pending
+        if tally is None:
+            tally = sender.pending = _Tally(now)
+            self._dirty.append(sender)
+        count = len(run)
+        size = sum(map(len, run))
+        sender.window_count += count - 1
+        self._packets[protocol] = self._packets.get(protocol, 0) + count
+        self._bytes += size
+        tally.datagrams += count
+        tally.bytes += size
+        cache = self._cache
+        touched = tally.touched
+        simple_float = _SIMPLE_FLOAT
+        window = self.limits.summary_window
+        lines = accepted = 0
+        for line in run:
+            if b"\n" in line or not line:
+                try:
+                    self._ingest(line, tally, False, sender.address, now)
+                except Exception as error:
+                    self._internal_error(tally, sender, error)
+                continue
+            lines += 1
+            colon = line.find(b":")
+            if colon > 0:
+                bar = line.find(b"|", colon)
+                if bar > 0:
+                    entry = cache.get(line[: colon + 1] + line[bar:])
+                    if entry is not None:
+                        raw = line[colon + 1 : bar]
+                        if raw.isdigit() or simple_float(raw) is not None:
+                            value = float(raw)
+                            if value - value == 0.0:
+                                series = entry.series
+                                kind = entry.kind
+                                if kind == _COUNTER:
+                                    value /= entry.rate
+                                    if entry.scale is not None:
+                                        value *= entry.scale
+                                    if value >= 0.0:
+                                        series.value += value
+                                        series.updated = now
+                                        entry.hits += 1
+                                        touched.add(series)
+                                        accepted += 1
+                                        continue
+                                elif kind == _GAUGE:
+                                    if entry.scale is not None:
+                                        value *= entry.scale
+                                    if raw[0] == 43 or raw[0] == 45:  # "+" or "-": move the gauge
+                                        series.value += value
+                                    else:
+                                        series.value = value
+                                    series.updated = now
+                                    entry.hits += 1
+                                    touched.add(series)
+                                    accepted += 1
+                                    continue
+                                else:
+                                    value /= entry.divisor
+                                    if entry.scale is not None:
+                                        value *= entry.scale
+                                    series.observe(value, entry.repeat, now, window)
+                                    series.updated = now
+                                    entry.hits += 1
+                                    touched.add(series)
+                                    accepted += 1
+                                    continue
+            try:
+                self._slow_line(line, 1, tally, False, sender.address, now)
+            except Exception as error:
+                self._internal_error(tally, sender, error)
+        self._lines += lines
+        self._samples += accepted
+        tally.lines += lines
+        tally.accepted += accepted
+
+    def _internal_error(self, tally: _Tally, sender: _Sender, error: Exception) -> None:
+        tally.refused += 1
+        self._add_diagnostic(
+            tally,
+            Diagnostic("SD-101", Severity.ERROR, 0, 0, f"internal error: {error!r}"),
+            sender.address,
+            "",
+        )
 
     def _ingest(self, data: bytes, tally: _Tally, detailed: bool, sender: str, now: float) -> None:
         cache = self._cache
