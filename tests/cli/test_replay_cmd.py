@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner, Result
 
-from cli.commands.replay import replay
+from cli.commands.replay import record_option, recording, replay
 from cli.exit_codes import ExitCode
 from promscope.model import Diagnostic, MetricFamily, MetricType, Sample, Severity
 from promscope.observation import Observation, ObservationKind, Outcome, Transport
@@ -238,3 +240,35 @@ def test_truncated_file(session: Path, tmp_path: Path) -> None:
 def test_usage_errors(session: Path, args: list[str]) -> None:
     result = run(str(session), *args)
     assert result.exit_code == ExitCode.USAGE, result.output
+
+
+# -- --record FILE for live verbs ---------------------------------------------------------------------------
+
+
+def test_record_option_and_recording_write_a_session_that_replays(tmp_path: Path) -> None:
+    @click.command()
+    @record_option
+    def live(record: str | None) -> None:
+        async def run() -> None:
+            async with recording(record, verb="live") as recorder:
+                assert recorder is not None
+                for observation in OBSERVATIONS:
+                    recorder(observation)
+
+        asyncio.run(run())
+
+    path = tmp_path / "live.psession"
+    result = CliRunner().invoke(live, ["--record", str(path)])
+    assert result.exit_code == 0, result.output
+    assert f"promscope: recorded 4 observations to {path}" in result.stderr
+    replayed = run(str(path), "--fast", "-o", "json")
+    summary = json.loads(replayed.stdout.splitlines()[0])
+    assert summary["observations"] == 4
+
+
+def test_recording_without_a_file_is_a_no_op() -> None:
+    async def run_it() -> object:
+        async with recording(None, verb="live") as recorder:
+            return recorder
+
+    assert asyncio.run(run_it()) is None
