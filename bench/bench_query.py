@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         Series((("__name__", "x_total"), ("namespace", ns), ("pod", pod)), seconds, row)
         for (ns, pod), row in zip(labels, values, strict=True)
     )
-    engine = Engine(data)
+    engine = Engine(data, compat="2")
     ours_time, ours = best_of(args.runs, lambda: engine.instant(EXPR, float(end)).data())
 
     with tempfile.TemporaryDirectory(prefix="bench-query-") as tmp:

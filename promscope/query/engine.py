@@ -1,4 +1,4 @@
-"""Evaluate parsed PromQL over series held in memory, as Prometheus 2's engine does.
+"""Evaluate parsed PromQL over series in memory or in the store, as Prometheus's engine does.
 
 ::
 
@@ -10,15 +10,16 @@
     result.data()        # {"resultType": "vector", "result": [{"metric": {...}, "value": [t, "0.5"]}]}
     engine.range("x_total", start, end, step).data()   # "matrix"
 
-Semantics follow Prometheus 2.x (the Debian ``prometheus`` 2.42 the
-differential test runs against): instant selectors look back
-``lookback_delta`` (5 minutes) and take the newest sample in
-``[t - 5m, t]``; range selectors take ``[t - range, t]``, both ends
-included (``left_open=True`` gives Prometheus 3's ``(t - range, t]`` for both);
-a stale marker ends a series; functions and arithmetic drop ``__name__``;
-vector/vector operators match one-to-one on all labels but the name, or
-``on(...)``/``ignoring(...)``; rate/increase/delta extrapolate as
-``extrapolatedRate`` does.
+Semantics follow Prometheus's ``promql/engine.go``, in one of two versions
+(``compat``): ``"3"`` (the default) is current Prometheus, ``"2"`` is 2.x
+(the Debian ``prometheus`` 2.42 the differential test runs against). Instant
+selectors take the newest sample within ``lookback_delta`` (5 minutes):
+``(t - 5m, t]`` in 3, ``[t - 5m, t]`` in 2; range selectors likewise take
+``(t - range, t]`` or ``[t - range, t]``. A stale marker ends a series;
+functions and arithmetic drop ``__name__``; vector/vector operators match
+one-to-one on all labels but the name, or ``on(...)``/``ignoring(...)``.
+The range functions and ``histogram_quantile`` are the store's
+(:mod:`promscope.store.functions`), in the same ``compat``.
 
 How it stays fast: a selector is read once per query for the whole time span
 into flat arrays (CSR: one timestamp and one value array, series by series),
@@ -27,7 +28,9 @@ and every step is a handful of numpy operations over all series at once (a
 tables that are shared between steps, with derived tables (name dropped,
 groups, match signatures) computed once per table; a :class:`SeriesSet`
 also hands over label columns so ``sum by (namespace)`` groups 100k series
-with ``numpy.unique`` rather than a Python loop.
+with ``numpy.unique`` rather than a Python loop. A source with
+``select_batch`` (the live :class:`~promscope.store.Store`) hands over its
+flat arrays directly; any other :class:`SeriesSource` answers ``select``.
 """
 
 from __future__ import annotations
@@ -61,6 +64,8 @@ from promscope.query.ast import (
 )
 from promscope.query.lexer import QueryError
 from promscope.query.parser import parse
+from promscope.store import functions
+from promscope.store.functions import Compat
 
 __all__ = [
     "DEFAULT_LOOKBACK",
@@ -83,8 +88,6 @@ DEFAULT_LOOKBACK = 300.0
 """Seconds an instant selector looks back for a sample (Prometheus's ``--query.lookback-delta``)."""
 MAX_POINTS = 11_000
 """Most steps a range query may have, as Prometheus's API allows."""
-MAX_CELLS = 4_000_000
-"""Padded window cells computed at once by the over-time functions (bounds memory per chunk)."""
 
 STALE_NAN_BITS = 0x7FF0_0000_0000_0002
 """Prometheus's stale marker: a NaN with this exact bit pattern ends a series."""
@@ -141,6 +144,8 @@ class _Batch:
     starts: IntArray
     ends: IntArray
     columns: _Columns | None = None
+    created: FloatArray | None = None
+    """Per point, the ``_created`` time in force (seconds; NaN where unknown), when the source knows it."""
 
     @staticmethod
     def build(
@@ -557,7 +562,7 @@ class Engine:
     """Evaluates PromQL over a :class:`SeriesSource`.
 
     ``lookback_delta`` is how far back an instant selector looks (seconds);
-    ``left_open`` excludes the oldest edge of windows, as Prometheus 3 does.
+    ``compat`` picks Prometheus 3 (``"3"``) or 2.x (``"2"``) semantics (see the module docstring).
     """
 
     def __init__(
@@ -565,12 +570,14 @@ class Engine:
         source: SeriesSource,
         *,
         lookback_delta: float = DEFAULT_LOOKBACK,
-        left_open: bool = False,
+        compat: Compat = "3",
         max_points: int = MAX_POINTS,
     ) -> None:
         self.source = source
         self.lookback_delta = lookback_delta
-        self.left_open = left_open
+        if compat not in ("2", "3"):
+            raise ValueError(f"compat must be '2' or '3', not {compat!r}")
+        self.compat: Compat = compat
         self.max_points = max_points
 
     def instant(self, expression: str | Expr, time: float) -> QueryResult:
@@ -665,7 +672,8 @@ class _Run:
         self.engine = engine
         self.text = text
         self.lookback = round(engine.lookback_delta * 1000)
-        self.left_open = engine.left_open
+        self.compat: Compat = engine.compat
+        self.left_open = engine.compat == "3"
         self.first = times[0]
         self.last = times[-1]
         self.batches: dict[int, _Prepared] = {}
@@ -695,6 +703,19 @@ class _Run:
         if isinstance(source, SeriesSet):
             batch = source._select_batch(selector.matchers)
             return _window(batch, start, end)
+        select_batch = getattr(source, "select_batch", None)
+        if select_batch is not None:
+            flat = select_batch(selector.matchers, start / 1000.0, end / 1000.0)
+            offsets = np.asarray(flat.offsets, np.int64)
+            created = flat.created
+            return _Batch(
+                [tuple(sorted(ls)) for ls in flat.labels],
+                np.rint(np.asarray(flat.timestamps, np.float64) * 1000.0).astype(np.int64),
+                np.asarray(flat.values, np.float64),
+                offsets[:-1],
+                offsets[1:],
+                created=None if created is None else np.asarray(created, np.float64),
+            )
         views = source.select(selector.matchers, start / 1000.0, end / 1000.0)
         labels = [tuple(sorted(v.labels)) for v in views]
         batch = _Batch.build(
@@ -818,57 +839,39 @@ class _Run:
 
     def range_function(self, node: Call, arg: MatrixSelector, t: int) -> _Vector:
         prepared, first, last, lo, hi = self.windows(arg, t)
-        batch = prepared.batch
         count = np.maximum(last - first + 1, 0)
+        rows = np.flatnonzero(count > 0)
+        points = _window_points(prepared.batch, first[rows], count[rows])
         name = node.func
-        needs = 2 if name in ("rate", "irate", "increase", "delta", "idelta", "deriv") else 1
-        rows = np.flatnonzero(count >= needs)
-        a, b, n = first[rows], last[rows], count[rows]
-        ts, vals = batch.ts, batch.values
-        range_s = arg.range
-        with np.errstate(all="ignore"):
-            if name in ("rate", "increase", "delta"):
-                values = _extrapolated(
-                    prepared, a, b, n, lo, hi, range_s, counter=name != "delta", per_second=name == "rate"
-                )
-            elif name in ("irate", "idelta"):
-                current, previous = vals[b], vals[b - 1]
-                diff = current - previous
-                if name == "irate":
-                    diff = np.where(current < previous, current, diff)
-                    seconds = (ts[b] - ts[b - 1]) / 1000.0
-                    values = diff / seconds
-                else:
-                    values = diff
-            elif name == "count_over_time":
-                values = n.astype(np.float64)
-            elif name == "last_over_time":
-                values = vals[b]
-            else:
-                values = _padded_reduce(name, ts, vals, a, n)
+        if name in ("rate", "increase", "delta"):
+            kernel = getattr(functions, name)
+            result = kernel(points, lo / 1000.0, hi / 1000.0, compat=self.compat)
+        elif name == "resets":
+            result = functions.resets(points, use_created=self.compat == "3")
+        else:
+            result = getattr(functions, name)(points)
+        present = np.asarray(result.present, bool)
         table = prepared.table if name == "last_over_time" else prepared.table.without_name()
-        return self.checked(node, _Vector(table, rows, values))
+        values = np.asarray(result.values, np.float64)[present]
+        return self.checked(node, _Vector(table, rows[present], values))
 
     def histogram_quantile(self, node: Call, q: float, vec: _Vector) -> _Vector:
-        buckets: dict[Labels, list[tuple[float, float]]] = {}
-        for labels, value in zip(vec.labels(), vec.values.tolist(), strict=True):
-            le = None
-            rest: list[tuple[str, str]] = []
-            for pair in labels:
-                if pair[0] == "le":
-                    le = pair[1]
-                elif pair[0] != _NAME:
-                    rest.append(pair)
-            if le is None:
-                continue
-            try:
-                upper = float(le)
-            except ValueError:
-                continue
-            buckets.setdefault(tuple(rest), []).append((upper, value))
-        groups = list(buckets)
-        values = np.array([_bucket_quantile(q, buckets[g]) for g in groups], np.float64)
-        return _Vector(_Table(groups), np.arange(len(groups), dtype=np.int64), values)
+        if not len(vec.rows):
+            return _empty_vector()
+        bounds_all = vec.table.cached("le", lambda: _le_bounds(vec.table))
+        bounds = bounds_all[vec.rows]
+        usable = ~np.isnan(bounds)
+        gids_all, group_table = vec.table.groups(("le",), True)
+        gids = gids_all[vec.rows][usable]
+        if not len(gids):
+            return _empty_vector()
+        present_groups, dense = np.unique(gids, return_inverse=True)
+        result = functions.histogram_quantile(
+            q, dense, bounds[usable], vec.values[usable], len(present_groups), compat=self.compat
+        )
+        present = np.asarray(result.present, bool)
+        values = np.asarray(result.values, np.float64)[present]
+        return _Vector(group_table, present_groups[present].astype(np.int64), values)
 
     # -- aggregation -------------------------------------------------------------------------------------
 
@@ -1104,7 +1107,8 @@ def _filtered(batch: _Batch, keep: BoolArray) -> _Batch:
     kept_before = np.concatenate([[0], np.cumsum(keep)])
     starts = kept_before[batch.starts]
     ends = kept_before[batch.ends]
-    return _Batch(batch.labels, batch.ts[keep], batch.values[keep], starts, ends, batch.columns)
+    created = None if batch.created is None else batch.created[keep]
+    return _Batch(batch.labels, batch.ts[keep], batch.values[keep], starts, ends, batch.columns, created)
 
 
 def _window(batch: _Batch, start: int, end: int) -> _Batch:
@@ -1120,120 +1124,43 @@ def _window(batch: _Batch, start: int, end: int) -> _Batch:
 # -- numeric kernels ---------------------------------------------------------------------------------------
 
 
-def _extrapolated(
-    prepared: _Prepared,
-    a: IntArray,
-    b: IntArray,
-    n: IntArray,
-    lo: int,
-    hi: int,
-    range_s: float,
-    *,
-    counter: bool,
-    per_second: bool,
-) -> FloatArray:
-    """``extrapolatedRate`` of Prometheus 2: rate, increase (counter) and delta, for many windows at once."""
-    ts, vals = prepared.batch.ts, prepared.batch.values
-    first_v, last_v = vals[a], vals[b]
-    result = last_v - first_v
-    if counter:
-        result = result + _reset_correction(vals, a, n)
-    first_t, last_t = ts[a], ts[b]
-    sampled = (last_t - first_t) / 1000.0
-    average = sampled / (n - 1)
-    to_start = (first_t - lo) / 1000.0
-    to_end = (hi - last_t) / 1000.0
-    if counter:
-        to_zero = np.where((result > 0) & (first_v >= 0), sampled * (first_v / result), np.inf)
-        to_start = np.minimum(to_start, to_zero)
-    threshold = average * 1.1
-    extrapolate_to = sampled + np.where(to_start < threshold, to_start, average / 2)
-    extrapolate_to = extrapolate_to + np.where(to_end < threshold, to_end, average / 2)
-    result = result * (extrapolate_to / sampled)
-    if per_second:
-        result = result / range_s
-    out: FloatArray = result.astype(np.float64, copy=False)
-    return out
+@dataclass(frozen=True, slots=True, eq=False)
+class _Points:
+    """Windows of many series in the CSR layout the store's functions take (seconds)."""
+
+    timestamps: FloatArray
+    values: FloatArray
+    offsets: IntArray
+    created: FloatArray | None = None
 
 
-def _reset_correction(vals: FloatArray, a: IntArray, n: IntArray) -> FloatArray:
-    """Sum of the value before each drop inside each window (what a counter reset lost)."""
-    correction = np.zeros(len(a), np.float64)
-    if not len(a) or len(vals) < 2:
-        return correction
-    drop = np.zeros(len(vals), np.int64)
-    drop[1:] = vals[1:] < vals[:-1]
-    cum = np.concatenate([[0], np.cumsum(drop)])
-    # a drop at index i (vals[i] < vals[i-1]) counts when a < i <= b
-    b = a + n - 1
-    drops = cum[b + 1] - cum[a + 1]
-    with_drops = np.flatnonzero(drops > 0)
-    if len(with_drops):
-        width = int(n[with_drops].max())
-        for chunk in _chunks(with_drops, width):
-            idx = a[chunk][:, None] + np.arange(width)
-            mask = np.arange(width) < n[chunk][:, None]
-            idx = np.minimum(idx, len(vals) - 1)
-            window = vals[idx]
-            previous, current = window[:, :-1], window[:, 1:]
-            lost = np.where(mask[:, 1:] & (current < previous), previous, 0.0)
-            correction[chunk] = lost.sum(axis=1)
-    return correction
+def _window_points(batch: _Batch, first: IntArray, count: IntArray) -> _Points:
+    """The points ``first[i] .. first[i] + count[i] - 1`` of each window, packed back to back."""
+    offsets = np.zeros(len(count) + 1, np.int64)
+    np.cumsum(count, out=offsets[1:])
+    total = int(offsets[-1])
+    index = np.repeat(first - offsets[:-1], count) + np.arange(total, dtype=np.int64)
+    created = None if batch.created is None else batch.created[index]
+    return _Points(batch.ts[index] / 1000.0, batch.values[index], offsets, created)
 
 
-def _chunks(rows: IntArray, width: int) -> Iterable[IntArray]:
-    per_chunk = max(1, MAX_CELLS // max(width, 1))
-    for start in range(0, len(rows), per_chunk):
-        yield rows[start : start + per_chunk]
+def _le_bounds(table: _Table) -> FloatArray:
+    """The ``le`` label of every row as a float (NaN where missing or not a number)."""
 
+    def parse(text: str | None) -> float:
+        if text is None:
+            return math.nan
+        try:
+            return float(text)
+        except ValueError:
+            return math.nan
 
-def _padded_reduce(name: str, ts: IntArray, vals: FloatArray, a: IntArray, n: IntArray) -> FloatArray:
-    """The over-time functions and deriv over windows laid out as a padded matrix, chunk by chunk."""
-    out = np.empty(len(a), np.float64)
-    if not len(a):
-        return out
-    width = int(n.max())
-    positions = np.arange(len(a), dtype=np.int64)
-    for chunk in _chunks(positions, width):
-        idx = a[chunk][:, None] + np.arange(width)
-        mask = np.arange(width) < n[chunk][:, None]
-        idx = np.minimum(idx, len(vals) - 1)
-        window = vals[idx]
-        count = n[chunk].astype(np.float64)
-        if name == "sum_over_time":
-            out[chunk] = np.where(mask, window, 0.0).sum(axis=1)
-        elif name == "avg_over_time":
-            out[chunk] = np.where(mask, window, 0.0).sum(axis=1) / count
-        elif name in ("min_over_time", "max_over_time"):
-            reduce = np.fmin if name == "min_over_time" else np.fmax
-            out[chunk] = reduce.reduce(np.where(mask, window, np.nan), axis=1)
-        elif name in ("changes", "resets"):
-            previous, current = window[:, :-1], window[:, 1:]
-            if name == "changes":
-                hit = (current != previous) & ~(np.isnan(current) & np.isnan(previous))
-            else:
-                hit = current < previous
-            out[chunk] = (hit & mask[:, 1:]).sum(axis=1)
-        elif name == "deriv":
-            out[chunk] = _slope(ts[idx], window, mask, a[chunk], ts)
-        else:  # pragma: no cover - the parser admits no other range function
-            raise ValueError(name)
-    return out
-
-
-def _slope(times: IntArray, window: FloatArray, mask: BoolArray, a: IntArray, ts: IntArray) -> FloatArray:
-    """Least-squares slope per window (per second), intercept at the first sample, as Prometheus's deriv."""
-    x = np.where(mask, (times - ts[a][:, None]) / 1000.0, 0.0)
-    y = np.where(mask, window, 0.0)
-    n = mask.sum(axis=1).astype(np.float64)
-    sum_x, sum_y = x.sum(axis=1), y.sum(axis=1)
-    cov = (x * y).sum(axis=1) - sum_x * sum_y / n
-    var = (x * x).sum(axis=1) - sum_x * sum_x / n
-    slope: FloatArray = cov / var
-    first = window[:, 0]
-    constant = np.all(~mask | (window == first[:, None]), axis=1)
-    slope = np.where(constant, np.where(np.isinf(first), np.nan, 0.0), slope)
-    return slope
+    if table.columns is not None and "le" in table.columns.names:
+        codes, strings = table.columns.column("le")
+        parsed = np.array([parse(s) for s in strings] + [math.nan], np.float64)
+        result: FloatArray = parsed[np.where(codes >= 0, codes, len(strings))]
+        return result
+    return np.fromiter((parse(dict(ls).get("le")) for ls in table.labels), np.float64, table.size)
 
 
 def _group_sum(dense: IntArray, values: FloatArray, groups: int) -> FloatArray:
@@ -1330,54 +1257,6 @@ def _elementwise(name: str, values: FloatArray, extra: Sequence[float]) -> Float
                 return _EMPTY_FLOAT[:0] if not len(values) else np.full(0, 0.0)
             return np.where(np.isnan(values), values, np.maximum(np.minimum(values, high), low))
     raise ValueError(name)  # pragma: no cover
-
-
-def _bucket_quantile(q: float, buckets: list[tuple[float, float]]) -> float:
-    """Prometheus's ``bucketQuantile`` for classic buckets ``(upper bound, cumulative count)``."""
-    if math.isnan(q):
-        return math.nan
-    if q < 0:
-        return -math.inf
-    if q > 1:
-        return math.inf
-    buckets = sorted(buckets, key=lambda b: b[0])
-    if not buckets or not math.isinf(buckets[-1][0]) or buckets[-1][0] < 0:
-        return math.nan
-    merged: list[list[float]] = []
-    for upper, count in buckets:  # coalesce equal bounds
-        if merged and merged[-1][0] == upper:
-            merged[-1][1] += count
-        else:
-            merged.append([upper, count])
-    highest = -math.inf
-    for bucket in merged:  # ensure monotonic counts
-        if bucket[1] > highest:
-            highest = bucket[1]
-        elif bucket[1] < highest:
-            bucket[1] = highest
-    if len(merged) < 2:
-        return math.nan
-    observations = merged[-1][1]
-    if observations == 0 or math.isnan(observations):
-        return math.nan
-    rank = q * observations
-    index = len(merged) - 1
-    for i in range(len(merged) - 1):
-        if merged[i][1] >= rank:
-            index = i
-            break
-    if index == len(merged) - 1:
-        return merged[-2][0]
-    if index == 0 and merged[0][0] <= 0:
-        return merged[0][0]
-    start = 0.0
-    end = merged[index][0]
-    count = merged[index][1]
-    if index > 0:
-        start = merged[index - 1][0]
-        count -= merged[index - 1][1]
-        rank -= merged[index - 1][1]
-    return start + (end - start) * (rank / count)
 
 
 def _match_labels(labels: Labels, on: bool, names: tuple[str, ...]) -> Labels:

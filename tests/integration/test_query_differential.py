@@ -267,7 +267,7 @@ def engine(backfill: tuple[Path, Path, int, int]) -> Engine:
     om, _, _, end = backfill
     result = parse(om.read_bytes(), format="openmetrics", semantics=False)
     assert not result.errors(), result.errors()[:3]
-    return Engine(SeriesSet.from_families(result.families, default_time=end))
+    return Engine(SeriesSet.from_families(result.families, default_time=end), compat="2")
 
 
 def _ask(prometheus: RunningBinary, path: str, params: dict[str, str]) -> dict[str, Any]:
