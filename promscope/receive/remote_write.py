@@ -52,7 +52,7 @@ import math
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
@@ -276,6 +276,11 @@ class _SenderState:
     series: dict[SeriesKey, tuple[str, Sample]] = field(default_factory=dict)
     """series key -> (family name, newest sample)."""
     families: dict[str, FamilyMeta] = field(default_factory=dict)
+    metadata: dict[str, FamilyMeta] = field(default_factory=dict)
+    """What the sender's metadata entries said (1.0 sends them in requests of their own)."""
+
+
+_MAX_METADATA_PER_SENDER = 20_000
 
 
 class SenderTable:
@@ -348,6 +353,20 @@ class SenderTable:
         self.series_dropped += dropped
         return dropped
 
+    def record_metadata(self, sender: str, metadata: Mapping[str, FamilyMeta]) -> None:
+        """Remember ``sender``'s metadata entries (bounded; entries beyond the bound are not kept)."""
+        state = self._senders.get(sender)
+        if state is None:
+            return
+        for name, meta in metadata.items():
+            if name in state.metadata or len(state.metadata) < _MAX_METADATA_PER_SENDER:
+                state.metadata[name] = meta
+
+    def metadata(self, sender: str) -> Mapping[str, FamilyMeta]:
+        """``sender``'s remembered metadata entries, by family name (read-only)."""
+        state = self._senders.get(sender)
+        return MappingProxyType(state.metadata) if state is not None else MappingProxyType({})
+
     def newest_timestamp(self, sender: str, key: SeriesKey) -> float | None:
         state = self._senders.get(sender)
         if state is None:
@@ -366,6 +385,14 @@ class SenderTable:
         metas: dict[str, FamilyMeta] = {}
         for state in states:
             for family_name, sample in state.series.values():
+                held = state.families.get(family_name)
+                if (held is None or held.type is MetricType.UNKNOWN) and state.metadata:
+                    # Series that came before their metadata (1.0 sends it apart) join their family now.
+                    found = _family_by_metadata(sample.name, state.metadata)
+                    if found is not None:
+                        family_name = found[0]
+                        if family_name not in metas or metas[family_name].type is MetricType.UNKNOWN:
+                            metas[family_name] = found[1]
                 grouped.setdefault(family_name, []).append(sample)
             for name, meta in state.families.items():
                 if name in grouped and (name not in metas or metas[name].type is MetricType.UNKNOWN):
@@ -494,6 +521,8 @@ class _Decoded:
     suppressed: int
     refusals: list[str]
     """One line per refused series or sample, for the 400 body."""
+    metadata: dict[str, FamilyMeta] = field(default_factory=dict)
+    """1.0 metadata entries this request carried (remembered per sender)."""
 
 
 class _Diagnostics:
@@ -616,6 +645,21 @@ def _custom_bucket_samples(
     return out
 
 
+def _family_by_metadata(name: str, metadata: Mapping[str, FamilyMeta]) -> tuple[str, FamilyMeta] | None:
+    """The family a series name belongs to by what metadata names: exact, or a type's suffix stripped."""
+    meta = metadata.get(name)
+    if meta is not None:
+        return name, meta
+    for suffix, types in _SUFFIX_FAMILIES:
+        if name.endswith(suffix):
+            base = name[: -len(suffix)]
+            for candidate in (base, base + "_total") if suffix == "_created" else (base,):
+                meta = metadata.get(candidate)
+                if meta is not None and meta.type in types:
+                    return candidate, meta
+    return None
+
+
 class _Builder:
     """Turns decoded series into families, checking them; shared by 1.0 and 2.0."""
 
@@ -625,13 +669,16 @@ class _Builder:
         limits: PushLimits,
         now: float,
         newest: Callable[[SeriesKey], float | None],
+        known: Mapping[str, FamilyMeta] = MappingProxyType({}),
     ) -> None:
         self.version = version
         self.limits = limits
         self.now = now
         self.newest = newest
         self.diag = _Diagnostics(limits.max_diagnostics)
-        self.metadata: dict[str, FamilyMeta] = {}
+        self.metadata: dict[str, FamilyMeta] = dict(known)
+        """What the sender said about families: earlier requests (1.0 sends metadata apart) and this one."""
+        self.request_metadata: dict[str, FamilyMeta] = {}
         self.series: list[_Series] = []
         self.samples_refused = 0
         self.series_refused = 0
@@ -754,16 +801,9 @@ class _Builder:
                     if name.endswith(suffix) and not native:
                         return name[: -len(suffix)], series_meta
             return name, series_meta
-        meta = self.metadata.get(name)
-        if meta is not None:
-            return name, meta
-        for suffix, types in _SUFFIX_FAMILIES:
-            if name.endswith(suffix):
-                base = name[: -len(suffix)]
-                for candidate in (base, base + "_total") if suffix == "_created" else (base,):
-                    meta = self.metadata.get(candidate)
-                    if meta is not None and meta.type in types:
-                        return candidate, meta
+        found = _family_by_metadata(name, self.metadata)
+        if found is not None:
+            return found
         if series_meta is not None:
             return name, series_meta
         if native:
@@ -892,7 +932,11 @@ class _WrongMessage(ValueError):
 
 
 def _decode_v1(
-    body: bytes, limits: PushLimits, now: float, newest: Callable[[SeriesKey], float | None]
+    body: bytes,
+    limits: PushLimits,
+    now: float,
+    newest: Callable[[SeriesKey], float | None],
+    known: Mapping[str, FamilyMeta],
 ) -> _Decoded:
     request = pb1.WriteRequest()
     request.ParseFromString(body)
@@ -901,11 +945,11 @@ def _decode_v1(
             f"the body decodes to an empty {PROTO_V1}; is it a 2.0 request? "
             f"Send it with Content-Type: {CONTENT_TYPE_V2}"
         )
-    builder = _Builder("1.0", limits, now, newest)
+    builder = _Builder("1.0", limits, now, newest, known)
     diag = builder.diag
     for position, md in enumerate(request.metadata, 1):
         meta = FamilyMeta(_V1_TYPES.get(md.type, MetricType.UNKNOWN), md.help or None, md.unit or None)
-        held = builder.metadata.get(md.metric_family_name)
+        held = builder.request_metadata.get(md.metric_family_name)
         if held is not None and held != meta:
             diag.add(
                 "RW-115",
@@ -914,6 +958,7 @@ def _decode_v1(
                 md.metric_family_name,
             )
         builder.metadata[md.metric_family_name] = meta
+        builder.request_metadata[md.metric_family_name] = meta
     for index, ts in enumerate(request.timeseries, 1):
         if index > limits.max_series_per_request:
             diag.add(
@@ -941,7 +986,11 @@ def _decode_v1(
 
 
 def _decode_v2(
-    body: bytes, limits: PushLimits, now: float, newest: Callable[[SeriesKey], float | None]
+    body: bytes,
+    limits: PushLimits,
+    now: float,
+    newest: Callable[[SeriesKey], float | None],
+    known: Mapping[str, FamilyMeta],
 ) -> _Decoded:
     request = pb2.Request()
     request.ParseFromString(body)
@@ -1086,6 +1135,7 @@ def _finish(builder: _Builder) -> _Decoded:
         series_refused=builder.series_refused,
         suppressed=diag.suppressed,
         refusals=diag.refusals,
+        metadata=builder.request_metadata,
     )
 
 
@@ -1267,18 +1317,19 @@ class RemoteWriteReceiver:
     async def handle(self, request: Request) -> Response:
         """The route handler: answer, then hand the Observation to the sink."""
         if len(request.body) >= _THREAD_THRESHOLD // 4:
-            response, observation = await asyncio.to_thread(self._decode_only, request)
-            response, observation = self._commit(request, response, observation)
+            response, observation, metadata = await asyncio.to_thread(self._decode_only, request)
         else:
-            response, observation = self.receive(request)
+            response, observation, metadata = self._decode_only(request)
+        self._commit(request, response, observation, metadata)
         if self._sink is not None:
             asyncio.get_running_loop().call_soon(self._deliver, observation)
         return response
 
     def receive(self, request: Request) -> tuple[Response, Observation]:
         """Answer ``request`` synchronously and record it; returns the answer and its Observation."""
-        response, observation = self._decode_only(request)
-        return self._commit(request, response, observation)
+        response, observation, metadata = self._decode_only(request)
+        self._commit(request, response, observation, metadata)
+        return response, observation
 
     @property
     def stats(self) -> RemoteWriteStats:
@@ -1311,39 +1362,39 @@ class RemoteWriteReceiver:
             self._stats.sink_errors += 1
             log.exception("remote_write observation sink failed")
 
-    def _decode_only(self, request: Request) -> tuple[Response, Observation]:
+    def _decode_only(self, request: Request) -> tuple[Response, Observation, dict[str, FamilyMeta]]:
         """Decode and check; no receiver state is changed (safe in a worker thread)."""
         now = self._clock()
         sender = sender_identity(request.peer, request.user_agent)
         proto, why = negotiate(request.content_type)
         version = "2.0" if proto == PROTO_V2 else "1.0"
         if proto is None:
-            return self._refusal(request, now, sender, "", 415, "RW-003", why, 0)
+            return (*self._refusal(request, now, sender, "", 415, "RW-003", why, 0), {})
         encoding = (request.content_encoding or request.header("content-encoding") or "").strip().lower()
         if encoding not in ("", "snappy"):
             message = (
                 f"{encoding} encoding (compression) is not accepted by this server; only snappy is acceptable"
             )
-            return self._refusal(request, now, sender, version, 415, "RW-004", message, 0)
+            return (*self._refusal(request, now, sender, version, 415, "RW-004", message, 0), {})
         try:
             body = decode_snappy(request.body, self.limits.max_decompressed_bytes)
         except SnappyError as error:
             if error.too_large:
-                return self._refusal(request, now, sender, version, 413, "RW-005", str(error), 0)
-            return self._refusal(request, now, sender, version, 400, "RW-001", str(error), 0)
+                return (*self._refusal(request, now, sender, version, 413, "RW-005", str(error), 0), {})
+            return (*self._refusal(request, now, sender, version, 400, "RW-001", str(error), 0), {})
         decode = _decode_v2 if proto == PROTO_V2 else _decode_v1
         newest = self._newest_lookup(sender)
         try:
-            decoded = decode(body, self.limits, now, newest)
+            decoded = decode(body, self.limits, now, newest, self._table.metadata(sender))
         except DecodeError as error:
             message = f"the body does not decode as {proto}: {error}"
-            return self._refusal(request, now, sender, version, 400, "RW-002", message, len(body))
+            return (*self._refusal(request, now, sender, version, 400, "RW-002", message, len(body)), {})
         except _WrongMessage as error:
-            return self._refusal(request, now, sender, version, 400, "RW-007", str(error), len(body))
+            return (*self._refusal(request, now, sender, version, 400, "RW-007", str(error), len(body)), {})
         except RecursionError:
             message = f"the body does not decode as {proto}: nested too deeply"
-            return self._refusal(request, now, sender, version, 400, "RW-002", message, len(body))
-        return self._answer(request, now, sender, decoded, len(body))
+            return (*self._refusal(request, now, sender, version, 400, "RW-002", message, len(body)), {})
+        return (*self._answer(request, now, sender, decoded, len(body)), decoded.metadata)
 
     def _newest_lookup(self, sender: str) -> Callable[[SeriesKey], float | None]:
         table = self._table
@@ -1453,8 +1504,8 @@ class RemoteWriteReceiver:
         return response, observation
 
     def _commit(
-        self, request: Request, response: Response, observation: Observation
-    ) -> tuple[Response, Observation]:
+        self, request: Request, response: Response, observation: Observation, metadata: dict[str, FamilyMeta]
+    ) -> None:
         """Apply an answered request to the receiver's state (event loop only)."""
         stats = self._stats
         stats.requests += 1
@@ -1485,9 +1536,10 @@ class RemoteWriteReceiver:
         sender.samples += samples
         sender.histograms += histograms
         sender.exemplars += exemplars
+        if metadata:
+            self._table.record_metadata(observation.source, metadata)
         if observation.families:
             self._table.record(observation.source, observation.families)
-        return response, observation
 
 
 _SERIES_REFUSALS = frozenset({"RW-101", "RW-102", "RW-104", "RW-111", "RW-114", "RW-202", "RW-203"})

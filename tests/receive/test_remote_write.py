@@ -613,3 +613,17 @@ def test_random_bytes_never_raise(data: bytes, compress: bool, content_type: str
     for family in observation.families:
         for sample in family.samples:
             assert sample.timestamp is None or math.isfinite(sample.timestamp)
+
+
+def test_1_0_metadata_sent_in_requests_of_its_own_types_the_series() -> None:
+    r = receiver()
+    r.receive(request(v1(v1_series({"__name__": "rpc_seconds_bucket", "le": "+Inf"}, (2.0, T0)))))
+    metadata_only = pb1.WriteRequest(
+        metadata=[pb1.MetricMetadata(type=pb1.MetricMetadata.HISTOGRAM, metric_family_name="rpc_seconds")]
+    )
+    response, observation = r.receive(request(snappy(metadata_only)))
+    assert (response.status, observation.families) == (204, ())
+    (family,) = r.latest_families()  # series sent before their metadata join their family
+    assert (family.name, family.type) == ("rpc_seconds", MetricType.HISTOGRAM)
+    _, observation = r.receive(request(v1(v1_series({"__name__": "rpc_seconds_count"}, (2.0, T0)))))
+    assert [(f.name, f.type) for f in observation.families] == [("rpc_seconds", MetricType.HISTOGRAM)]
