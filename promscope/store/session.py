@@ -411,8 +411,8 @@ class SessionRecorder:
         self._state: Literal["new", "open", "closing", "closed"] = "new"
         self._conn: sqlite3.Connection | None = None
         self._thread: threading.Thread | None = None
-        self._series_ids: dict[str, int] = {}
-        self._family_ids: dict[str, int] = {}
+        self._series_ids: dict[tuple[str, Labels], int] = {}
+        self._family_ids: dict[tuple[str, MetricType, str | None, str | None], int] = {}
         self._source_ids: dict[str, int] = {}
 
     # -- lifecycle -----------------------------------------------------------------------------------------
@@ -536,7 +536,7 @@ class SessionRecorder:
                 conn.execute("BEGIN")
                 conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", meta.items())
             if exists:
-                self._load_dictionaries(conn)
+                self._load_dictionaries(conn)  # series and families are found by lookup as they come
         except SessionFileError:
             conn.close()
             raise
@@ -547,7 +547,6 @@ class SessionRecorder:
 
     def _load_dictionaries(self, conn: sqlite3.Connection) -> None:
         self._source_ids = {name: id_ for id_, name in conn.execute("SELECT id, name FROM sources")}
-        self._family_ids = {key: id_ for id_, key in conn.execute("SELECT id, key FROM family_meta")}
 
     # -- the writer thread ---------------------------------------------------------------------------------
 
@@ -671,8 +670,11 @@ class SessionRecorder:
 
     # -- encoding (writer thread only) ---------------------------------------------------------------------
 
-    def _id(self, conn: sqlite3.Connection, table: str, cache: dict[str, int], key: str) -> int:
-        found = cache.get(key)
+    def _id(
+        self, conn: sqlite3.Connection, table: str, cache: dict[Any, int], key: str, memo: Any = None
+    ) -> int:
+        """The id of ``key`` in ``table``, inserting it when new; cached under ``memo`` (default ``key``)."""
+        found = cache.get(key if memo is None else memo)
         if found is not None:
             return found
         column = "name" if table == "sources" else "key"
@@ -685,7 +687,7 @@ class SessionRecorder:
             new_id = int(row[0])
         if len(cache) >= self._max_cache:
             cache.clear()  # bounded memory; ids stay in the file and are found again by lookup
-        cache[key] = new_id
+        cache[key if memo is None else memo] = new_id
         return new_id
 
     def _encode(
@@ -727,11 +729,20 @@ class SessionRecorder:
         previous_id = 0
         previous_line = 0
         index = 0
+        series_cache = self._series_ids
         for family in families:
-            meta_id = self._id(conn, "family_meta", self._family_ids, _family_key_text(family))
+            family_memo = (family.name, family.type, family.help, family.unit)
+            meta_id = self._family_ids.get(family_memo)
+            if meta_id is None:
+                meta_id = self._id(
+                    conn, "family_meta", self._family_ids, _family_key_text(family), family_memo
+                )
             family_rows.append([meta_id, family.line, len(family.samples)])
             for sample in family.samples:
-                series_id = self._id(conn, "series", self._series_ids, _series_key_text(sample))
+                memo = (sample.name, sample.labels)
+                series_id = series_cache.get(memo)
+                if series_id is None:
+                    series_id = self._id(conn, "series", series_cache, _series_key_text(sample), memo)
                 series_deltas.append(series_id - previous_id)
                 previous_id = series_id
                 line_deltas.append(sample.line - previous_line)
