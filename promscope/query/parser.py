@@ -388,6 +388,8 @@ class _Parser:
             args.append(self.binary(0))
             if self.at(TokenKind.COMMA):
                 self.advance()
+            elif self.at(TokenKind.EOF):
+                raise QueryError("unclosed left parenthesis", self.text, name_token.end)
             elif not self.at(TokenKind.RIGHT_PAREN):
                 raise self.unexpected('in call, expected "," or ")"')
         self.advance()
@@ -445,6 +447,8 @@ class _Parser:
             args.append(self.binary(0))
             if self.at(TokenKind.COMMA):
                 self.advance()
+            elif self.at(TokenKind.EOF):
+                raise QueryError("unclosed left parenthesis", self.text, open_paren.pos)
             elif not self.at(TokenKind.RIGHT_PAREN):
                 raise self.unexpected('in aggregation, expected "," or ")"')
         self.advance()
