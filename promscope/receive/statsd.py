@@ -1653,6 +1653,10 @@ class StatsdReceiver:
 
     # --- observations -------------------------------------------------------------------------------
 
+    def flush(self) -> None:
+        """Emit the coalesced Observations waiting for their interval now (the loop's timer does this)."""
+        self._flush()
+
     def _flush(self, force: bool = False) -> None:
         dirty, self._dirty = self._dirty, []
         for sender in dirty:
