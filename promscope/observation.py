@@ -82,7 +82,7 @@ class Transport:
     """Seconds from the first byte received (push) or request sent (scrape) to the end."""
     grouping_key: Labels = ()
     """Pushgateway grouping labels (``job`` first), empty elsewhere."""
-    extra: Mapping[str, str] = field(default=_EMPTY)
+    extra: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
 
 
 @dataclass(frozen=True, slots=True)
