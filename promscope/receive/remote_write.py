@@ -1317,7 +1317,10 @@ class RemoteWriteReceiver:
     async def handle(self, request: Request) -> Response:
         """The route handler: answer, then hand the Observation to the sink."""
         if len(request.body) >= _THREAD_THRESHOLD // 4:
-            response, observation, metadata = await asyncio.to_thread(self._decode_only, request)
+            # Decode big bodies in a worker thread, on a snapshot of what the loop owns.
+            sender = sender_identity(request.peer, request.user_agent)
+            known = dict(self._table.metadata(sender))
+            response, observation, metadata = await asyncio.to_thread(self._decode_only, request, known)
         else:
             response, observation, metadata = self._decode_only(request)
         self._commit(request, response, observation, metadata)
@@ -1362,8 +1365,10 @@ class RemoteWriteReceiver:
             self._stats.sink_errors += 1
             log.exception("remote_write observation sink failed")
 
-    def _decode_only(self, request: Request) -> tuple[Response, Observation, dict[str, FamilyMeta]]:
-        """Decode and check; no receiver state is changed (safe in a worker thread)."""
+    def _decode_only(
+        self, request: Request, known: Mapping[str, FamilyMeta] | None = None
+    ) -> tuple[Response, Observation, dict[str, FamilyMeta]]:
+        """Decode and check; no receiver state is changed (in a worker thread, pass ``known``)."""
         now = self._clock()
         sender = sender_identity(request.peer, request.user_agent)
         proto, why = negotiate(request.content_type)
@@ -1385,7 +1390,9 @@ class RemoteWriteReceiver:
         decode = _decode_v2 if proto == PROTO_V2 else _decode_v1
         newest = self._newest_lookup(sender)
         try:
-            decoded = decode(body, self.limits, now, newest, self._table.metadata(sender))
+            if known is None:
+                known = self._table.metadata(sender)
+            decoded = decode(body, self.limits, now, newest, known)
         except DecodeError as error:
             message = f"the body does not decode as {proto}: {error}"
             return (*self._refusal(request, now, sender, version, 400, "RW-002", message, len(body)), {})

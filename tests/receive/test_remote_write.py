@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import math
 import pathlib
@@ -627,3 +628,19 @@ def test_1_0_metadata_sent_in_requests_of_its_own_types_the_series() -> None:
     assert (family.name, family.type) == ("rpc_seconds", MetricType.HISTOGRAM)
     _, observation = r.receive(request(v1(v1_series({"__name__": "rpc_seconds_count"}, (2.0, T0)))))
     assert [(f.name, f.type) for f in observation.families] == [("rpc_seconds", MetricType.HISTOGRAM)]
+
+
+def test_big_bodies_are_decoded_in_a_worker_thread_with_the_same_result() -> None:
+    series = [
+        v1_series({"__name__": f"m_{i}", "pad": "x" * 64 + str(i)}, (float(i), T0)) for i in range(4000)
+    ]
+    body = snappy(pb1.WriteRequest(timeseries=series))
+    assert len(body) >= 256 * 1024
+    r = receiver()
+
+    async def run() -> int:
+        return (await r.handle(request(body))).status
+
+    assert asyncio.run(run()) == 204
+    assert len(r.latest_families()) == 4000
+    assert r.stats.samples_written == 4000
