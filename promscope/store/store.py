@@ -56,6 +56,7 @@ import numpy.typing as npt
 
 from promscope.model import Labels, MetricFamily, MetricType, NativeHistogram, Sample
 from promscope.observation import Observation, ObservationKind, Outcome
+from promscope.receive.log import PushLog
 from promscope.store.series import (
     FREE_ROW,
     BoolArray,
@@ -79,7 +80,6 @@ __all__ = [
     "FamilyMeta",
     "Matcher",
     "MatcherLike",
-    "RingEventLog",
     "SourceHealth",
     "Store",
     "StoreLimits",
@@ -295,30 +295,16 @@ class MatcherLike(Protocol):
 
 
 class EventLog(Protocol):
-    """Where the store keeps its events: any bounded ObservationSink that can list what it holds."""
+    """Where the store keeps its events: a bounded ObservationSink that lists what it holds.
+
+    The default is :class:`~promscope.receive.log.PushLog` (per-sender and
+    per-source stats, "who went silent"); its ``dropped.events`` is reported as
+    :attr:`DropReason.EVENT_LIMIT`.
+    """
 
     def __call__(self, observation: Observation) -> None: ...
 
     def events(self) -> Sequence[Observation]: ...
-
-
-class RingEventLog:
-    """The store's default event log: the newest ``max_events`` observations, without their families."""
-
-    def __init__(self, max_events: int = 10_000) -> None:
-        self._events: deque[Observation] = deque(maxlen=max(1, max_events))
-        self.dropped = 0
-
-    def __call__(self, observation: Observation) -> None:
-        if len(self._events) == self._events.maxlen:
-            self.dropped += 1
-        self._events.append(observation)
-
-    def __len__(self) -> int:
-        return len(self._events)
-
-    def events(self) -> Sequence[Observation]:
-        return tuple(self._events)
 
 
 # -- internals --------------------------------------------------------------------------------------------
@@ -480,7 +466,13 @@ class Store:
     ) -> None:
         self.limits = limits or StoreLimits()
         self._clock = clock
-        self._events: EventLog = event_log if event_log is not None else RingEventLog(self.limits.max_events)
+        self._events: EventLog = (
+            event_log
+            if event_log is not None
+            else PushLog(
+                max_events=max(1, self.limits.max_events), max_senders=self.limits.max_sources, clock=clock
+            )
+        )
         self._sources: dict[str, _Source] = {}
         self._by_name: dict[str, set[_Series]] = {}
         self._series_count = 0
@@ -677,9 +669,15 @@ class Store:
     def dropped(self) -> DropCounts:
         counts = Counter(self._drops)
         log_drops = getattr(self._events, "dropped", 0)
-        if isinstance(log_drops, int) and log_drops:
-            counts[DropReason.EVENT_LIMIT] += log_drops
+        events = log_drops if isinstance(log_drops, int) else getattr(log_drops, "events", 0)
+        if isinstance(events, int) and events:
+            counts[DropReason.EVENT_LIMIT] += events
         return DropCounts(dict(counts))
+
+    @property
+    def event_log(self) -> EventLog:
+        """The event log itself (a :class:`~promscope.receive.log.PushLog` unless one was given)."""
+        return self._events
 
     def stats(self) -> StoreStats:
         return StoreStats(

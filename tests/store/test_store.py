@@ -434,3 +434,14 @@ def test_the_store_is_an_observation_sink(observe):
     store(observe(1, [counter(("a", 1.0))]))
     assert store.series_count() == 1
     assert isinstance(store.select_batch([NAME], 0, 2).values, np.ndarray)
+
+
+def test_the_event_log_is_a_push_log(observe):
+    from promscope.receive.log import PushLog
+
+    store = Store()
+    scrape(store, observe, 1, ("a", 1.0))
+    log = store.event_log
+    assert isinstance(log, PushLog)
+    stats = log.source("http://t/metrics")
+    assert stats is not None and stats.last_seen == 1
