@@ -22,6 +22,8 @@ _MODULES = (
     "promscope.exposition.semantics",
     "promscope.check.lint",
     "promscope.check.cardinality",
+    "promscope.receive.remote_write",
+    "promscope.receive.otlp",
 )
 
 
