@@ -24,6 +24,7 @@ _MODULES = (
     "promscope.check.cardinality",
     "promscope.receive.remote_write",
     "promscope.receive.otlp",
+    "promscope.receive.statsd",
 )
 
 
