@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import random
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -270,8 +271,15 @@ def engine(backfill: tuple[Path, Path, int, int]) -> Engine:
     return Engine(SeriesSet.from_families(result.families, default_time=end), compat="2")
 
 
-def _ask(prometheus: RunningBinary, path: str, params: dict[str, str]) -> dict[str, Any]:
-    response = httpx.get(prometheus.url(path), params=params, timeout=30)
+@pytest.fixture(scope="module")
+def api(prometheus: RunningBinary) -> Iterator[httpx.Client]:
+    """One keep-alive client for the few hundred queries."""
+    with httpx.Client(base_url=prometheus.url("/"), timeout=30) as client:
+        yield client
+
+
+def _ask(api: httpx.Client, path: str, params: dict[str, str]) -> dict[str, Any]:
+    response = api.get(path, params=params)
     body = response.json()
     assert body["status"] == "success", f"{params}: {body}"
     data: dict[str, Any] = body["data"]
@@ -290,14 +298,14 @@ def _instants(start: int, end: int) -> list[float]:
 
 
 def test_instant_queries_agree_with_prometheus(
-    backfill: tuple[Path, Path, int, int], prometheus: RunningBinary, engine: Engine
+    backfill: tuple[Path, Path, int, int], api: httpx.Client, engine: Engine
 ) -> None:
     _, _, start, end = backfill
     problems: list[str] = []
     answered = 0
     for expr in EXPRESSIONS:
         for at in _instants(start, end):
-            theirs = _ask(prometheus, "/api/v1/query", {"query": expr, "time": repr(at)})
+            theirs = _ask(api, "/api/v1/query", {"query": expr, "time": repr(at)})
             ours = engine.instant(expr, at).data()
             problems += _compare(expr, at, ours, theirs)
             answered += theirs["resultType"] in ("scalar", "string") or bool(theirs["result"])
@@ -318,14 +326,14 @@ RANGE_EXPRESSIONS = [
 
 
 def test_range_queries_agree_with_prometheus(
-    backfill: tuple[Path, Path, int, int], prometheus: RunningBinary, engine: Engine
+    backfill: tuple[Path, Path, int, int], api: httpx.Client, engine: Engine
 ) -> None:
     _, _, _, end = backfill
     begin, finish, step = float(end - 75 * 60), float(end - 45 * 60), 60.0
     problems: list[str] = []
     for expr in RANGE_EXPRESSIONS:
         theirs = _ask(
-            prometheus,
+            api,
             "/api/v1/query_range",
             {"query": expr, "start": repr(begin), "end": repr(finish), "step": repr(step)},
         )
