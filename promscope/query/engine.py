@@ -60,7 +60,6 @@ from promscope.query.ast import (
     Unary,
     ValueType,
     VectorSelector,
-    walk,
 )
 from promscope.query.lexer import QueryError
 from promscope.query.parser import parse
@@ -1269,8 +1268,3 @@ def _match_labels(labels: Labels, on: bool, names: tuple[str, ...]) -> Labels:
 def _format_labels(labels: Labels) -> str:
     inner = ", ".join(f'{name}="{value}"' for name, value in labels)
     return "{" + inner + "}"
-
-
-def referenced_ranges(node: Expr) -> list[float]:
-    """The range (seconds) of every range selector in the tree."""
-    return [n.range for n in walk(node) if isinstance(n, MatrixSelector)]
