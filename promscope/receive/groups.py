@@ -37,6 +37,7 @@ Nothing here does I/O or reads a clock: times are passed in.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -58,6 +59,7 @@ __all__ = [
     "go_float",
     "group_key",
     "prepare_push",
+    "prepare_simple_text",
 ]
 
 GroupKey = tuple[tuple[str, str], ...]
@@ -306,6 +308,134 @@ def prepare_push(
     return prepared
 
 
+# --- the fast path for simple text bodies -------------------------------------------------------------
+
+_SIMPLE_SAMPLE = re.compile(
+    r"([a-zA-Z_:][a-zA-Z0-9_:]*)"
+    r'(?:\{((?:[a-zA-Z_][a-zA-Z0-9_]*="[^"]*"(?:,[a-zA-Z_][a-zA-Z0-9_]*="[^"]*")*,?)?)\})?'
+    r" ([-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|[-+]?Inf|NaN)"
+)
+_SIMPLE_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="([^"]*)"')
+_SIMPLE_META = re.compile(r"# (HELP|TYPE) ([a-zA-Z_:][a-zA-Z0-9_:]*) (\S(?:.*\S)?)")
+_SIMPLE_TYPES = {"counter": MetricType.COUNTER, "gauge": MetricType.GAUGE, "untyped": MetricType.UNKNOWN}
+
+
+def prepare_simple_text(body: bytes, grouping: Mapping[str, str]) -> PreparedPush | None:
+    """:func:`prepare_push` of ``parse(body, "text")`` for the common simple body, in one pass; else None.
+
+    Simple means: UTF-8 ending in a newline, no backslash, CR, NUL or quoted
+    name, no blank line; only ``# HELP``/``# TYPE`` comments with single
+    spaces, types counter, gauge or untyped, each family's lines together
+    and its samples named as the family; one space between series and value,
+    no timestamps; no label named like a grouping label, ``instance``, or
+    ``__*``; no repeated series; no ``push_time_seconds``. Anything else
+    returns None and the caller takes the full parser, which gives the same
+    result (a test holds the two to that) and the diagnostics.
+    """
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if not text.endswith("\n") or "\\" in text or "\r" in text or "\x00" in text or '{"' in text:
+        return None
+    if "{__" in text or ",__" in text:
+        return None
+    guard = set(grouping)
+    guard.add("instance")
+    for label_name in guard:
+        if "{" + label_name + '="' in text or "," + label_name + '="' in text:
+            return None
+    extra = tuple(grouping.items()) if "instance" in grouping else (*grouping.items(), ("instance", ""))
+    sample_match = _SIMPLE_SAMPLE.fullmatch
+    labels_of = _SIMPLE_LABEL.findall
+    done: dict[str, MetricFamily] = {}
+    identities: dict[str, frozenset[Labels]] = {}
+    name: str | None = None
+    kind = MetricType.UNKNOWN
+    help_text: str | None = None
+    first_line = 0
+    typed = helped = False
+    samples: list[Sample] = []
+    series = 0
+
+    def close() -> bool:
+        nonlocal series
+        if name is None:
+            return True
+        if name in _SYNTHETIC:
+            return False
+        if samples:
+            labelsets = frozenset(s.labels for s in samples)
+            if len(labelsets) != len(samples):
+                return False  # a repeated series: the full path reports it
+            done[name] = MetricFamily(name, kind, help_text, None, tuple(samples), first_line)
+            identities[name] = labelsets
+            series += len(samples)
+        return True
+
+    lines = text.split("\n")
+    lines.pop()
+    for number, line in enumerate(lines, 1):
+        if not line:
+            return None
+        if line[0] == "#":
+            meta = _SIMPLE_META.fullmatch(line)
+            if meta is None:
+                return None
+            word, family, value = meta.groups()
+            if family != name:
+                if family in done or not close():
+                    return None
+                name, kind, help_text, first_line, typed, helped = (
+                    family,
+                    MetricType.UNKNOWN,
+                    None,
+                    number,
+                    False,
+                    False,
+                )
+                samples = []
+            elif samples and word == "TYPE":
+                return None  # TYPE after the family's samples
+            if word == "TYPE":
+                found = _SIMPLE_TYPES.get(value)
+                if found is None or typed:
+                    return None
+                kind, typed = found, True
+            else:
+                if helped:
+                    return None
+                help_text, helped = value, True
+            continue
+        match = sample_match(line)
+        if match is None:
+            return None
+        sample_name, label_body, value = match.groups()
+        if sample_name != name:
+            if sample_name in done or not close():
+                return None
+            name, kind, help_text, first_line, typed, helped = (
+                sample_name,
+                MetricType.UNKNOWN,
+                None,
+                number,
+                False,
+                False,
+            )
+            samples = []
+        labels = tuple(labels_of(label_body)) if label_body else ()
+        if len(labels) > 1 and len(dict(labels)) != len(labels):
+            return None  # a label repeated within a sample: the full path reports it
+        full = tuple(sorted((*labels, *extra)))
+        samples.append(Sample(sample_name, full, float(value), None, None, number, None))
+    if not close():
+        return None
+    prepared = PreparedPush(families={}, series=series)
+    for family_name, family in done.items():
+        prepared.families[family_name] = PushedFamily(family, identities[family_name])
+    return prepared
+
+
 # --- what is held --------------------------------------------------------------------------------------
 
 
@@ -454,6 +584,9 @@ class GroupStore:
                     )
                 break  # everything held agrees with itself: one other holder tells all
             owners = self._owners.get(name)
+            mine = own.families.get(name) if own is not None else None
+            if mine is not None and mine.identities == item.identities:
+                owners = None  # the same series as this group holds now: nobody else can own them
             if owners:
                 clashes = 0
                 for identity in item.identities:
@@ -557,6 +690,9 @@ class GroupStore:
                 series_changed += diff
                 if plus or minus or diff or meta:
                     changed.append(name)
+                if old.identities == item.identities:
+                    self._swap(group, name, old, StoredFamily(item.family, item.identities, now, body_id))
+                    continue
                 self._drop(group, name)
             self._add(group, name, StoredFamily(item.family, item.identities, now, body_id))
         self._touch()
@@ -696,6 +832,14 @@ class GroupStore:
         group.series += count
         self.total_series += count
 
+    def _swap(self, group: Group, name: str, old: StoredFamily, new: StoredFamily) -> None:
+        """Replace a family by one with the same series identities: the owner index stays as it is."""
+        group.families[name] = new
+        self._holders[name][group.key] = new
+        delta = len(new.family.samples) - len(old.family.samples)
+        group.series += delta
+        self.total_series += delta
+
     def _drop(self, group: Group, name: str) -> None:
         stored = group.families.pop(name)
         holders = self._holders.get(name)
@@ -730,6 +874,16 @@ def _line_of(family: MetricFamily, identity: Labels) -> int:
 
 def _compare(old: MetricFamily, new: MetricFamily) -> tuple[int, int, int, bool]:
     """``(series added, removed, changed, metadata changed)`` between two versions of a family."""
+    meta = (old.type, old.help, old.unit) != (new.type, new.help, new.unit)
+    if len(old.samples) == len(new.samples):  # usually the same series in the same order
+        changed = 0
+        for a, b in zip(old.samples, new.samples, strict=True):
+            if a.labels != b.labels or a.name != b.name:
+                break
+            if a.value != b.value and not (a.value != a.value and b.value != b.value):
+                changed += 1
+        else:
+            return 0, 0, changed, meta
     before = {(s.name, s.labels): s.value for s in old.samples}
     added = changed = 0
     for sample in new.samples:
@@ -738,5 +892,4 @@ def _compare(old: MetricFamily, new: MetricFamily) -> tuple[int, int, int, bool]
             added += 1
         elif not _same_value(value, sample.value):
             changed += 1
-    meta = (old.type, old.help, old.unit) != (new.type, new.help, new.unit)
     return added, len(before), changed, meta

@@ -86,6 +86,7 @@ from promscope.receive.groups import (
     go_float,
     group_key,
     prepare_push,
+    prepare_simple_text,
 )
 from promscope.receive.http import HttpLimits, RefusedRequest, Request, Response, Route
 from promscope.receive.persistence import DeleteGroup, PersistenceError, PushStore, Wipe, WriteGroup
@@ -693,6 +694,9 @@ class PushgatewayReceiver:
             )
         protobuf = _is_delimited_protobuf(request.content_type)
         fmt = Format.PROTOBUF if protobuf else Format.TEXT
+        simple = None if protobuf or self.semantics else prepare_simple_text(body, grouping)
+        if simple is not None and simple.series <= limits.max_series_per_push and self._short_labels(simple):
+            return await self._store(request, grouping, simple, (), fmt, replace=replace)
         result = parse(body, fmt, semantics=self.semantics, limits=self._parse_limits)
         refusing: list[Diagnostic] = []
         limit_reason: str | None = None
@@ -721,6 +725,34 @@ class PushgatewayReceiver:
             raise _Refused(400, "parse_error", headline, result.diagnostics)
 
         prepared = prepare_push(result.families, grouping, keep_empty=protobuf)
+        return await self._store(request, grouping, prepared, result.diagnostics, fmt, replace=replace)
+
+    def _short_labels(self, prepared: PreparedPush) -> bool:
+        """True when no label of the push is over the length limits (the full parser reports which)."""
+        limits = self.limits
+        name_limit, value_limit = limits.max_label_name_length, limits.max_label_value_length
+        if name_limit >= 1 << 16 and value_limit >= 1 << 20:
+            return True
+        for item in prepared.families.values():
+            for sample in item.family.samples:
+                for name, value in sample.labels:
+                    if len(name) > name_limit or len(value) > value_limit:
+                        return False
+        return True
+
+    async def _store(
+        self,
+        request: Request,
+        grouping: dict[str, str],
+        prepared: PreparedPush,
+        parsed: tuple[Diagnostic, ...],
+        fmt: Format,
+        *,
+        replace: bool,
+    ) -> Response:
+        """Limits, the consistency check, then store and persist: the part every parsed push shares."""
+        limits = self.limits
+        body = request.body if type(request.body) is bytes else bytes(request.body)
         key = group_key(grouping)
         source = format_group(key)
         store = self.store
@@ -772,7 +804,7 @@ class PushgatewayReceiver:
                 (problems if diagnostic.severity is Severity.ERROR else warnings).append(diagnostic)
         elif not self.check_consistency:
             problems = [d for d in problems if d.code == "PG-001"]
-        diagnostics = tuple(sorted((*result.diagnostics, *problems, *warnings), key=Diagnostic.sort_key))
+        diagnostics = tuple(sorted((*parsed, *problems, *warnings), key=Diagnostic.sort_key))
         if problems:
             return await self._refuse_check(request, grouping, key, prepared, problems, diagnostics, now)
 
