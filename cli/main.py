@@ -42,6 +42,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Compare two expositions, one against a baseline, or one endpoint over time.",
     ),
     "replay": ("cli.commands.replay:replay", "Replay a recorded session (summary, then every observation)."),
+    "query": (
+        "cli.commands.query:query",
+        "Evaluate PromQL over a target, a file, a session or a Prometheus.",
+    ),
 }
 """Verb -> (``module:attribute`` of its click command, one-line help for ``--help``)."""
 
