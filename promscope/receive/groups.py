@@ -120,6 +120,8 @@ def _ordered(key: GroupKey) -> Labels:
 
 
 def _show_labels(labels: Labels) -> str:
+    if not labels:
+        return ""
     return "{" + ",".join(f'{name}="{value}"' for name, value in labels) + "}"
 
 
@@ -488,11 +490,16 @@ class GroupStore:
     """Every group, the per-family indexes, and the merged view ``/metrics`` re-exposes.
 
     ``reserved`` maps family names that must not be pushed (promscope's own
-    metrics) to their type.
+    metrics) to their type; every name starting with ``reserved_prefix`` is
+    refused too, so that a push can never clash with promscope's own metrics
+    on the shared ``/metrics``.
     """
 
-    def __init__(self, reserved: Mapping[str, MetricType] | None = None) -> None:
+    def __init__(
+        self, reserved: Mapping[str, MetricType] | None = None, *, reserved_prefix: str = "promscope_"
+    ) -> None:
         self.groups: dict[GroupKey, Group] = {}
+        self.reserved_prefix = reserved_prefix
         self._holders: dict[str, dict[GroupKey, StoredFamily]] = {}
         self._owners: dict[str, dict[Labels, GroupKey]] = {}
         self.reserved: dict[str, MetricType] = dict(reserved or {})
@@ -541,6 +548,8 @@ class GroupStore:
         for name, item in pushed.items():
             family = item.family
             reserved = self.reserved.get(name)
+            if reserved is None and self.reserved_prefix and name.startswith(self.reserved_prefix):
+                reserved = family.type
             if reserved is not None:
                 problems.append(
                     Diagnostic(
@@ -548,7 +557,7 @@ class GroupStore:
                         Severity.ERROR,
                         family.line,
                         1,
-                        f"{name} is one of promscope's own metrics ({_TYPE_WORD[reserved]}); "
+                        f"{name} is one of promscope's own metric names (promscope_*); "
                         "push it under another name",
                         name,
                     )

@@ -799,7 +799,7 @@ class PushgatewayReceiver:
         now = self.clock()
         problems = list(prepared.errors)
         warnings = list(prepared.warnings)
-        if self.check_consistency and not prepared.timestamps:
+        if self.check_consistency:
             for diagnostic in store.check(key, prepared, replace=replace):
                 (problems if diagnostic.severity is Severity.ERROR else warnings).append(diagnostic)
         elif not self.check_consistency:
@@ -871,7 +871,7 @@ class PushgatewayReceiver:
         first = ordered[0]
         headline = (
             f"{CHECK_FAILED}: pushed metrics must not have timestamps"
-            if first.code == "PG-001"
+            if prepared.timestamps  # upstream looks at timestamps first
             else f"{CHECK_FAILED}: {first.message}"
         )
         if not self.check_consistency:  # upstream still records the failure, but answers 202
