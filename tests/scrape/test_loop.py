@@ -264,3 +264,13 @@ async def test_targets_api_shape(expo: Any, virtual_clock: Any, recorder: Any) -
     assert down["history"]["failuresByClass"] == {"http_status": 1}
     assert up["lastScrape"].endswith("Z") and data["droppedTargets"] == []
     assert up["loop"]["missedIntervals"] == 0
+
+
+async def test_the_pool_is_sharded_by_host_and_bounded() -> None:
+    m = ScrapeManager(_drop, max_connections=16, pool_shards=4)
+    targets = urls(*range(1, 41))
+    clients = {id(m._client_for(t.request)) for t in targets}
+    assert len(clients) == 4
+    assert m._client_for(targets[0].request) is m._client_for(urls(1, interval=10)[0].request)
+    await m.stop()
+    assert m._clients == {}
