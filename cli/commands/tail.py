@@ -349,6 +349,10 @@ def _write(stream: IO[str], lines: list[str]) -> None:
         pass
 
 
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
 def summary_text(printer: TailPrinter, elapsed: float, style: Styler) -> str:
     push_log = printer.push_log
     outcomes = {outcome.value: count for outcome, count in push_log.outcomes.items()}
@@ -356,7 +360,7 @@ def summary_text(printer: TailPrinter, elapsed: float, style: Styler) -> str:
         ", ".join(f"{count} {name}" for name, count in sorted(outcomes.items())) or "nothing received"
     )
     lines = [
-        style(f"--- {push_log.total} observations in {elapsed:.1f}s ({by_outcome}) ---", "bold"),
+        style(f"--- {_plural(push_log.total, 'observation')} in {elapsed:.1f}s ({by_outcome}) ---", "bold"),
     ]
     if printer.hidden:
         lines.append(f"{printer.hidden} more hidden by --protocol/--sender/--name")

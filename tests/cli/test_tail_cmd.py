@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -364,3 +367,35 @@ def test_filters() -> None:
     assert not Filters(senders=("192.*",)).match(statsd)
     assert Filters(names=("10.0.0.9*",)).match(statsd)
     assert not Filters(names=("job=*",)).match(statsd)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_prints_the_summary(ports: Callable[[int], list[int]], signum: int) -> None:
+    (port,) = ports(1)
+    code = "import sys; from cli.commands.tail import tail; tail(sys.argv[1:], prog_name='promscope tail')"
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, "--pushgateway", str(port), "--duration", "30", "--color", "never"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            assert process.poll() is None, process.communicate()
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "tail never listened"
+                time.sleep(0.05)
+        assert httpx.put(f"http://127.0.0.1:{port}/metrics/job/j", content=GOOD).status_code == 200
+        process.send_signal(signum)
+        stdout, stderr = process.communicate(timeout=15)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, stderr
+    assert "PUT job=j" in stdout
+    assert "--- 1 observation in" in stdout and "127.0.0.1" in stdout.split("---")[-1]
