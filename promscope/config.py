@@ -60,6 +60,8 @@ from promscope.model import Severity
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from promscope.scrape.targets import ScrapeSettings
+
 __all__ = [
     "CONFIG_FILE",
     "CheckConfig",
@@ -113,6 +115,9 @@ class Config:
     path: Path | None = None
     """The file read, or None when defaults (and environment) only."""
     check: CheckConfig = field(default_factory=CheckConfig)
+    scrape: ScrapeSettings | None = None
+    """``[scrape]`` and ``[[targets]]`` (see :mod:`promscope.scrape.targets`); None when the file
+    has neither, so live verbs use ``ScrapeSettings.defaults()``."""
 
 
 # --- reading values --------------------------------------------------------------------------------
@@ -224,7 +229,7 @@ _CARDINALITY_KEYS: dict[str, Callable[[object, str, _Where], object]] = {
     "examples": lambda v, k, w: _int(v, k, w, 0),
 }
 
-_SECTIONS = ("check", "cardinality")
+_SECTIONS = ("check", "cardinality", "scrape", "targets")
 _CHECK_KEYS = ("ignore", "severity", "fail_on", "lint", "promtool_only", "cardinality")
 
 
@@ -296,11 +301,17 @@ def parse_config(data: Mapping[str, object], path: Path | None = None, *, prefix
             if not isinstance(value, dict):
                 raise where.fail(full, f"expected a table, got {_describe(value)}")
             limits = _parse_cardinality(value, full, where)
-        else:
+        elif key not in ("scrape", "targets"):
             raise _unknown(full, _SECTIONS, where)
     if limits is not None:
         check = dataclasses.replace(check, cardinality_options=limits)
-    return Config(path=path, check=check)
+    scrape: ScrapeSettings | None = None
+    if "scrape" in data or "targets" in data:
+        # Loaded only when the file has these tables: `promscope check` never pays for them.
+        from promscope.scrape.targets import parse_scrape_tables
+
+        scrape = parse_scrape_tables(data, str(path) if path else None, prefix=prefix)
+    return Config(path=path, check=check, scrape=scrape)
 
 
 # --- finding and loading ---------------------------------------------------------------------------

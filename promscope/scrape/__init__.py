@@ -32,6 +32,17 @@ The API:
 * :class:`Selector` and :func:`parse_selector` (``select.py``): a series
   selector such as ``http_*{code=~"5..", method!="GET"}`` to filter families.
 
+Live scraping (loaded on first use):
+
+* :class:`ScrapeTarget`, :class:`ScrapeConfig`, :func:`targets_from_urls`,
+  :func:`load_prometheus_config`, :class:`ScrapeSettings` (``targets.py``):
+  targets from URLs, promscope.toml and Prometheus config files.
+* :class:`FileSD`, :class:`DnsSD`, :class:`PrometheusSD`, :class:`StaticSource`
+  (``sd.py``): target sources that change over time.
+* :class:`ScrapeManager` (``loop.py``): one never-overlapping, jittered loop per
+  target on a shared client, each scrape an Observation for a sink.
+* :class:`TargetHealth`, :class:`FailureClass` (``health.py``): per-target history.
+
 ``fetch``, ``scrape_sync`` and ``make_client`` import httpx on first use, so
 code that only builds targets or selectors does not load it.
 """
@@ -46,32 +57,72 @@ from promscope.scrape.target import BasicAuth, Target, TLSConfig
 
 if TYPE_CHECKING:
     from promscope.scrape._fetch import fetch, make_client, scrape_sync
+    from promscope.scrape.health import FailureClass, TargetHealth
+    from promscope.scrape.loop import ScrapeManager
+    from promscope.scrape.sd import DnsSD, FileSD, PrometheusSD, StaticSource
+    from promscope.scrape.targets import (
+        ScrapeConfig,
+        ScrapeSettings,
+        ScrapeTarget,
+        load_prometheus_config,
+        targets_from_urls,
+    )
 
 __all__ = [
     "BasicAuth",
+    "DnsSD",
     "ErrorKind",
+    "FailureClass",
+    "FileSD",
     "Matcher",
+    "PrometheusSD",
+    "ScrapeConfig",
     "ScrapeError",
+    "ScrapeManager",
     "ScrapeResult",
+    "ScrapeSettings",
+    "ScrapeTarget",
     "Selector",
     "SelectorError",
+    "StaticSource",
     "TLSConfig",
     "Target",
+    "TargetHealth",
     "Timings",
     "fetch",
+    "load_prometheus_config",
     "make_client",
     "parse_selector",
     "scrape_sync",
+    "targets_from_urls",
 ]
 
-_LAZY = frozenset({"fetch", "make_client", "scrape_sync"})
+_LAZY = {
+    "fetch": "_fetch",
+    "make_client": "_fetch",
+    "scrape_sync": "_fetch",
+    "FailureClass": "health",
+    "TargetHealth": "health",
+    "ScrapeManager": "loop",
+    "DnsSD": "sd",
+    "FileSD": "sd",
+    "PrometheusSD": "sd",
+    "StaticSource": "sd",
+    "ScrapeConfig": "targets",
+    "ScrapeSettings": "targets",
+    "ScrapeTarget": "targets",
+    "load_prometheus_config": "targets",
+    "targets_from_urls": "targets",
+}
+"""Names whose modules load on first use (httpx, yaml, dnspython stay unloaded until needed)."""
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        from promscope.scrape import _fetch
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'promscope.scrape' has no attribute {name!r}")
+    import importlib
 
-        value = getattr(_fetch, name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'promscope.scrape' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"promscope.scrape.{module_name}"), name)
+    globals()[name] = value
+    return value

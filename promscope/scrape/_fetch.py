@@ -251,7 +251,8 @@ def classify(exc: BaseException, target: Target) -> ScrapeError:
         return ScrapeError(ErrorKind.PROTOCOL, "too many redirects", "scrape the final URL directly")
     for cause in _chain(exc):
         if isinstance(cause, ssl.SSLCertVerificationError):
-            reason = cause.verify_message or str(cause)
+            # A hand-built SSLCertVerificationError (tests, some transports) lacks verify_message.
+            reason = getattr(cause, "verify_message", None) or str(cause)
             return ScrapeError(
                 ErrorKind.TLS,
                 f"TLS certificate of {host} not trusted: {reason}",
@@ -386,8 +387,14 @@ async def fetch(
     clock: Clock = time.perf_counter,
     limits: ParseLimits | None = None,
     thread_threshold: int = 1 << 20,
+    semantics: bool = True,
+    count_series: bool = True,
 ) -> ScrapeResult:
     """Scrape ``target`` once and return everything about it.
+
+    ``semantics=False`` skips the format-independent value rules (a live loop that
+    checks them once per change, not every scrape); ``count_series=False`` leaves
+    ``scrape_series_added`` at 0 for a caller that counts series itself across scrapes.
 
     ``client`` lets a caller share a connection pool or inject an
     ``httpx.MockTransport``; its own TLS settings then apply instead of the
@@ -490,9 +497,9 @@ async def fetch(
         fmt = chosen
         parse_started = clock()
         if len(data) > thread_threshold:
-            parsed = await asyncio.to_thread(parse, data, chosen, limits=limits)
+            parsed = await asyncio.to_thread(parse, data, chosen, limits=limits, semantics=semantics)
         else:
-            parsed = parse(data, chosen, limits=limits)
+            parsed = parse(data, chosen, limits=limits, semantics=semantics)
         parse_seconds = max(0.0, clock() - parse_started)
 
     up, up_reason, error = _predict_up(error, parsed)
@@ -516,7 +523,7 @@ async def fetch(
         error=error,
         up=up,
         up_reason=up_reason,
-        scrape_series_added=_distinct_series(parsed) if parsed is not None and up else 0,
+        scrape_series_added=_distinct_series(parsed) if parsed is not None and up and count_series else 0,
         scrape_body_size_bytes=-1 if body.limit_hit else (body.size if parsed is not None else 0),
         body_size_limit=target.body_size_limit,
         body=data,

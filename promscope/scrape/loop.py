@@ -465,7 +465,11 @@ class ScrapeManager:
         try:
             client = self._client_for(request)
             result = await fetch(
-                request, client=client, clock=self.monotonic, thread_threshold=self.thread_threshold
+                request,
+                client=client,
+                clock=self.monotonic,
+                thread_threshold=self.thread_threshold,
+                count_series=False,  # the observer counts scrape_series_added across scrapes
             )
             return loop.observer.observe(result, wall)
         except ConfigError as exc:

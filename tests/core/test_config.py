@@ -265,3 +265,18 @@ def test_a_pyproject_that_only_names_promscope_is_not_a_config(tmp_path: pathlib
     )
     (tmp_path / ".git").mkdir()
     assert find_config(tmp_path) is None
+
+
+def test_scrape_tables_are_read_with_the_check_tables(tmp_path: pathlib.Path) -> None:
+    (tmp_path / "promscope.toml").write_text(
+        '[check]\nfail_on = "warning"\n\n[scrape]\ninterval = "15s"\n\n'
+        '[[targets]]\njob = "node"\nurls = ["http://127.0.0.1:9100/metrics"]\n'
+    )
+    config = load_config(start=tmp_path, env={})
+    assert config.check.fail_on is Severity.WARNING
+    assert config.scrape is not None and config.scrape.interval == 15.0
+
+
+def test_a_file_without_scrape_tables_has_no_scrape_settings(tmp_path: pathlib.Path) -> None:
+    (tmp_path / "promscope.toml").write_text('[check]\nfail_on = "warning"\n')
+    assert load_config(start=tmp_path, env={}).scrape is None
