@@ -46,17 +46,22 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "cli.commands.query:query",
         "Evaluate PromQL over a target, a file, a session or a Prometheus.",
     ),
+    "push": ("cli.commands.push:push", "Push an exposition to a Pushgateway, with retries and clear errors."),
+    "tail": (
+        "cli.commands.tail:tail",
+        "Receive pushes (Pushgateway, StatsD, remote_write, OTLP) and print each as it arrives.",
+    ),
 }
 """Verb -> (``module:attribute`` of its click command, one-line help for ``--help``)."""
 
 
 def exit_code_for(error: BaseException) -> ExitCode:
     """The documented exit code for an exception that ends a run."""
-    from promscope.errors import ConfigError, InputError, TransportError
+    from promscope.errors import ConfigError, InputError, ListenError, TransportError
 
     if isinstance(error, click.UsageError | ConfigError):
         return ExitCode.USAGE
-    if isinstance(error, InputError | TransportError):
+    if isinstance(error, InputError | TransportError | ListenError):
         return ExitCode.UNREADABLE
     return ExitCode.PROBLEMS
 
@@ -183,8 +188,9 @@ def _quiet_broken_pipe() -> None:
 def cli() -> None:
     """See how metrics get from a service to its monitoring.
 
-    Validate expositions with `promscope check`, scrape a target once with
-    `promscope scrape`.
+    Pull: validate expositions with `promscope check`, scrape a target once with
+    `promscope scrape`, compare with `promscope diff`, ask PromQL with `promscope query`.
+    Push: receive and watch pushes with `promscope tail`, send one with `promscope push`.
     """
 
 
