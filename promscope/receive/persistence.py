@@ -7,12 +7,11 @@ committed, and a restart (after a clean stop or a ``kill -9``) restores every
 acknowledged push.
 
 What is stored is what arrived, not a re-encoding of it: each accepted push
-keeps its decoded body (and Content-Type) as one row, and each family a group
-holds points at the body it came from. Writing a push therefore costs one
-body row plus one small row per family, with no serialisation; restoring
-parses each live body once. A body no longer referenced by any family (a PUT
-replaced the group, a POST replaced its families) is deleted in the same
-transaction.
+keeps its decoded body (and Content-Type) as one row, and a group's row maps
+each family it holds to the body it came from. Writing a push therefore
+costs three statements (the group row, the body, deleting the bodies the
+group no longer uses; a body belongs to one group), with no serialisation of
+metrics; restoring parses each live body once.
 
 Durability: the database runs in WAL mode with ``synchronous=NORMAL`` by
 default. A commit then appends its pages to the WAL with ``write(2)`` before
@@ -69,21 +68,14 @@ CREATE TABLE IF NOT EXISTS groups (
     failure_time REAL NOT NULL,
     created REAL NOT NULL,
     last_sender TEXT,
-    last_user_agent TEXT
+    last_user_agent TEXT,
+    families TEXT NOT NULL DEFAULT '[]'
 );
 CREATE TABLE IF NOT EXISTS bodies (
     id INTEGER PRIMARY KEY,
     content_type TEXT,
     body BLOB NOT NULL
 );
-CREATE TABLE IF NOT EXISTS families (
-    group_key TEXT NOT NULL,
-    name TEXT NOT NULL,
-    body_id INTEGER NOT NULL,
-    time REAL NOT NULL,
-    PRIMARY KEY (group_key, name)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS families_body ON families (body_id);
 """
 
 
@@ -100,11 +92,12 @@ class PersistenceError(PromscopeError):
 
 @dataclass(frozen=True, slots=True)
 class WriteGroup:
-    """Upsert a group's row; with ``body``, also store the body and point ``families`` at it.
+    """Upsert a group's row: its times, sender and (unless None) the families it holds.
 
-    ``replace=True`` (PUT) first forgets every family the group had;
-    ``replace=False`` (POST) forgets only the families named. A failed push
-    is a WriteGroup with no body and no families (only its times change).
+    ``families`` is the whole ``(name, body id, time)`` map after the change;
+    ``body`` is stored under ``body_id`` when given; ``drop_bodies`` are the
+    bodies the group no longer uses. A failed push is a WriteGroup with
+    ``families=None`` (only its times change).
     """
 
     key: str
@@ -114,12 +107,11 @@ class WriteGroup:
     created: float
     last_sender: str | None
     last_user_agent: str | None
+    families: tuple[tuple[str, int, float], ...] | None = None
     body_id: int = 0
     body: bytes | None = None
     content_type: str | None = None
-    families: tuple[str, ...] = ()
-    replace: bool = False
-    time: float = 0.0
+    drop_bodies: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,17 +292,15 @@ class PushStore:
 
     @staticmethod
     def _read(conn: sqlite3.Connection) -> Snapshot:
-        families: dict[str, list[tuple[str, int, float]]] = {}
-        for group_key, name, body_id, time in conn.execute(
-            "SELECT group_key, name, body_id, time FROM families ORDER BY group_key, name"
-        ):
-            families.setdefault(group_key, []).append((name, int(body_id), float(time)))
         groups: list[RestoredGroup] = []
-        for key, labels, push_time, failure_time, created, sender, agent in conn.execute(
-            "SELECT key, labels, push_time, failure_time, created, last_sender, last_user_agent "
+        for key, labels, push_time, failure_time, created, sender, agent, families in conn.execute(
+            "SELECT key, labels, push_time, failure_time, created, last_sender, last_user_agent, families "
             "FROM groups ORDER BY rowid"
         ):
             pairs = tuple((str(k), str(v)) for k, v in json.loads(labels))
+            held = tuple(
+                (str(name), int(body_id), float(time)) for name, body_id, time in json.loads(families)
+            )
             groups.append(
                 RestoredGroup(
                     key=key,
@@ -320,7 +310,7 @@ class PushStore:
                     created=float(created),
                     last_sender=sender,
                     last_user_agent=agent,
-                    families=tuple(families.get(key, ())),
+                    families=held,
                 )
             )
         bodies = {
@@ -439,61 +429,52 @@ class PushStore:
 
 def _apply(conn: sqlite3.Connection, write: Write) -> None:
     if isinstance(write, WriteGroup):
-        conn.execute(
-            "INSERT INTO groups (key, labels, push_time, failure_time, created, last_sender, "
-            "last_user_agent) VALUES (?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (key) DO UPDATE SET push_time=excluded.push_time, "
-            "failure_time=excluded.failure_time, last_sender=excluded.last_sender, "
-            "last_user_agent=excluded.last_user_agent",
-            (
-                write.key,
-                json.dumps(write.labels, ensure_ascii=False, separators=(",", ":")),
-                write.push_time,
-                write.failure_time,
-                write.created,
-                write.last_sender,
-                write.last_user_agent,
-            ),
+        labels = json.dumps(write.labels, ensure_ascii=False, separators=(",", ":"))
+        row = (
+            write.key,
+            labels,
+            write.push_time,
+            write.failure_time,
+            write.created,
+            write.last_sender,
+            write.last_user_agent,
         )
-        if write.body is None and not write.replace:
-            return
-        if write.replace:
-            old = [
-                row[0] for row in conn.execute("SELECT body_id FROM families WHERE group_key=?", (write.key,))
-            ]
-            conn.execute("DELETE FROM families WHERE group_key=?", (write.key,))
+        if write.families is None:
+            conn.execute(
+                "INSERT INTO groups (key, labels, push_time, failure_time, created, last_sender, "
+                "last_user_agent) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET push_time=excluded.push_time, "
+                "failure_time=excluded.failure_time, last_sender=excluded.last_sender, "
+                "last_user_agent=excluded.last_user_agent",
+                row,
+            )
         else:
-            old = []
-            for name in write.families:
-                row = conn.execute(
-                    "SELECT body_id FROM families WHERE group_key=? AND name=?", (write.key, name)
-                ).fetchone()
-                if row is not None:
-                    old.append(row[0])
-                    conn.execute("DELETE FROM families WHERE group_key=? AND name=?", (write.key, name))
-        if write.body is not None and write.families:
+            families = json.dumps(write.families, ensure_ascii=False, separators=(",", ":"))
+            conn.execute(
+                "INSERT INTO groups (key, labels, push_time, failure_time, created, last_sender, "
+                "last_user_agent, families) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET push_time=excluded.push_time, "
+                "failure_time=excluded.failure_time, last_sender=excluded.last_sender, "
+                "last_user_agent=excluded.last_user_agent, families=excluded.families",
+                (*row, families),
+            )
+        if write.body is not None:
             conn.execute(
                 "INSERT INTO bodies (id, content_type, body) VALUES (?, ?, ?)",
                 (write.body_id, write.content_type, write.body),
             )
-            conn.executemany(
-                "INSERT INTO families (group_key, name, body_id, time) VALUES (?, ?, ?, ?)",
-                [(write.key, name, write.body_id, write.time) for name in write.families],
-            )
-        _collect(conn, old)
+        _drop_bodies(conn, write.drop_bodies)
     elif isinstance(write, DeleteGroup):
-        old = [row[0] for row in conn.execute("SELECT body_id FROM families WHERE group_key=?", (write.key,))]
-        conn.execute("DELETE FROM families WHERE group_key=?", (write.key,))
+        row = conn.execute("SELECT families FROM groups WHERE key=?", (write.key,)).fetchone()
         conn.execute("DELETE FROM groups WHERE key=?", (write.key,))
-        _collect(conn, old)
+        if row is not None:
+            _drop_bodies(conn, tuple({int(item[1]) for item in json.loads(row[0])}))
     else:
-        conn.execute("DELETE FROM families")
         conn.execute("DELETE FROM bodies")
         conn.execute("DELETE FROM groups")
 
 
-def _collect(conn: sqlite3.Connection, body_ids: list[int]) -> None:
-    """Delete the bodies among ``body_ids`` that no family points at any more."""
-    for body_id in set(body_ids):
-        if conn.execute("SELECT 1 FROM families WHERE body_id=? LIMIT 1", (body_id,)).fetchone() is None:
-            conn.execute("DELETE FROM bodies WHERE id=?", (body_id,))
+def _drop_bodies(conn: sqlite3.Connection, body_ids: tuple[int, ...]) -> None:
+    if body_ids:
+        marks = ",".join("?" * len(body_ids))
+        conn.execute(f"DELETE FROM bodies WHERE id IN ({marks})", body_ids)

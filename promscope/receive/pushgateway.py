@@ -695,7 +695,11 @@ class PushgatewayReceiver:
         protobuf = _is_delimited_protobuf(request.content_type)
         fmt = Format.PROTOBUF if protobuf else Format.TEXT
         simple = None if protobuf or self.semantics else prepare_simple_text(body, grouping)
-        if simple is not None and simple.series <= limits.max_series_per_push and self._short_labels(simple):
+        if (
+            simple is not None
+            and simple.series <= limits.max_series_per_push
+            and self._short_labels(body, simple)
+        ):
             return await self._store(request, grouping, simple, (), fmt, replace=replace)
         result = parse(body, fmt, semantics=self.semantics, limits=self._parse_limits)
         refusing: list[Diagnostic] = []
@@ -727,12 +731,14 @@ class PushgatewayReceiver:
         prepared = prepare_push(result.families, grouping, keep_empty=protobuf)
         return await self._store(request, grouping, prepared, result.diagnostics, fmt, replace=replace)
 
-    def _short_labels(self, prepared: PreparedPush) -> bool:
+    def _short_labels(self, body: bytes, prepared: PreparedPush) -> bool:
         """True when no label of the push is over the length limits (the full parser reports which)."""
         limits = self.limits
         name_limit, value_limit = limits.max_label_name_length, limits.max_label_value_length
-        if name_limit >= 1 << 16 and value_limit >= 1 << 20:
-            return True
+        if len(body) <= min(name_limit, value_limit) or max(map(len, body.split(b"\n"))) <= min(
+            name_limit, value_limit
+        ):
+            return True  # no label can be longer than the longest line
         for item in prepared.families.values():
             for sample in item.family.samples:
                 for name, value in sample.labels:
@@ -808,6 +814,9 @@ class PushgatewayReceiver:
         if problems:
             return await self._refuse_check(request, grouping, key, prepared, problems, diagnostics, now)
 
+        persist = self._persist
+        body_id = self._next_body_id() if persist is not None and prepared.families else 0
+        before = _bodies_of(group) if persist is not None and group is not None else set()
         changes = store.apply(
             key,
             prepared,
@@ -815,22 +824,19 @@ class PushgatewayReceiver:
             now=now,
             sender=request.peer,
             user_agent=request.user_agent,
-            body_id=self._next_body_id() if self._persist is not None else 0,
+            body_id=body_id,
         )
-        if self._persist is not None:
+        if persist is not None:
             applied = store.get(key)
             assert applied is not None
-            names = tuple(prepared.families)
-            body_id = applied.families[names[0]].body_id if names else 0
             await self._commit(
                 _group_write(
                     applied,
-                    body=body if names else None,
+                    held=True,
+                    body=body if body_id else None,
                     body_id=body_id,
                     content_type=request.content_type,
-                    families=names,
-                    replace=replace,
-                    time=now,
+                    drop=tuple(before - _bodies_of(applied)),
                 )
             )
         status = 200 if self.check_consistency else 202
@@ -864,7 +870,7 @@ class PushgatewayReceiver:
         if store.get(key) is not None or len(store) < self.limits.max_groups:
             group = store.record_failure(key, now=now, sender=request.peer, user_agent=request.user_agent)
             if self._persist is not None:
-                await self._commit(_group_write(group, replace=False, time=now))
+                await self._commit(_group_write(group, held=False))
         reason = "timestamps" if all(d.code == "PG-001" for d in problems) else "inconsistent"
         source = format_group(key)
         ordered = sorted(problems, key=Diagnostic.sort_key)
@@ -1364,16 +1370,25 @@ def _key_text(key: GroupKey) -> str:
     return json.dumps(key, ensure_ascii=False, separators=(",", ":"))
 
 
+def _bodies_of(group: Group) -> set[int]:
+    return {stored.body_id for stored in group.families.values()}
+
+
 def _group_write(
     group: Group,
     *,
+    held: bool,
     body: bytes | None = None,
     body_id: int = 0,
     content_type: str | None = None,
-    families: tuple[str, ...] = (),
-    replace: bool,
-    time: float,
+    drop: tuple[int, ...] = (),
 ) -> WriteGroup:
+    """The write that makes the file hold ``group`` as memory does (its families only if ``held``)."""
+    families = (
+        tuple((name, stored.body_id, stored.time) for name, stored in group.families.items())
+        if held
+        else None
+    )
     return WriteGroup(
         key=_key_text(group.key),
         labels=group.labels,
@@ -1382,12 +1397,11 @@ def _group_write(
         created=group.created,
         last_sender=group.last_sender,
         last_user_agent=group.last_user_agent,
+        families=families,
         body_id=body_id,
         body=body,
         content_type=content_type,
-        families=families,
-        replace=replace,
-        time=time,
+        drop_bodies=drop,
     )
 
 
