@@ -322,7 +322,9 @@ _SIMPLE_META = re.compile(r"# (HELP|TYPE) ([a-zA-Z_:][a-zA-Z0-9_:]*) (\S(?:.*\S)
 _SIMPLE_TYPES = {"counter": MetricType.COUNTER, "gauge": MetricType.GAUGE, "untyped": MetricType.UNKNOWN}
 
 
-def prepare_simple_text(body: bytes, grouping: Mapping[str, str]) -> PreparedPush | None:
+def prepare_simple_text(
+    body: bytes, grouping: Mapping[str, str], labels_cache: dict[str, Labels] | None = None
+) -> PreparedPush | None:
     """:func:`prepare_push` of ``parse(body, "text")`` for the common simple body, in one pass; else None.
 
     Simple means: UTF-8 ending in a newline, no backslash, CR, NUL or quoted
@@ -333,6 +335,11 @@ def prepare_simple_text(body: bytes, grouping: Mapping[str, str]) -> PreparedPus
     ``__*``; no repeated series; no ``push_time_seconds``. Anything else
     returns None and the caller takes the full parser, which gives the same
     result (a test holds the two to that) and the diagnostics.
+
+    ``labels_cache`` maps the text between a sample's braces to its final
+    labels for *this grouping key* (the caller keeps one per group and bounds
+    it): a group's pushes repeat their series, so most samples skip label
+    parsing and share one labels tuple with the previous push.
     """
     try:
         text = body.decode("utf-8")
@@ -348,6 +355,7 @@ def prepare_simple_text(body: bytes, grouping: Mapping[str, str]) -> PreparedPus
         if "{" + label_name + '="' in text or "," + label_name + '="' in text:
             return None
     extra = tuple(grouping.items()) if "instance" in grouping else (*grouping.items(), ("instance", ""))
+    cache = labels_cache
     sample_match = _SIMPLE_SAMPLE.fullmatch
     labels_of = _SIMPLE_LABEL.findall
     done: dict[str, MetricFamily] = {}
@@ -425,10 +433,14 @@ def prepare_simple_text(body: bytes, grouping: Mapping[str, str]) -> PreparedPus
                 False,
             )
             samples = []
-        labels = tuple(labels_of(label_body)) if label_body else ()
-        if len(labels) > 1 and len(dict(labels)) != len(labels):
-            return None  # a label repeated within a sample: the full path reports it
-        full = tuple(sorted((*labels, *extra)))
+        full = cache.get(label_body or "") if cache is not None else None
+        if full is None:
+            labels = tuple(labels_of(label_body)) if label_body else ()
+            if len(labels) > 1 and len(dict(labels)) != len(labels):
+                return None  # a label repeated within a sample: the full path reports it
+            full = tuple(sorted((*labels, *extra)))
+            if cache is not None:
+                cache[label_body or ""] = full
         samples.append(Sample(sample_name, full, float(value), None, None, number, None))
     if not close():
         return None

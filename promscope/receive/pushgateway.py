@@ -135,6 +135,8 @@ _LIMIT_CODES = {
     "PB-212": "series_per_push",
 }
 _NOT_REFUSING: frozenset[str] = frozenset()
+_LABEL_CACHE_TOTAL = 500_000
+"""Label bodies the fast path keeps across all groups; past it, every cache starts afresh."""
 
 
 # --- configuration and introspection values ---------------------------------------------------------------
@@ -500,6 +502,8 @@ class PushgatewayReceiver:
         self._body_id = 0
         self._senders: OrderedDict[str, _Sender] = OrderedDict()
         self._expiry: asyncio.Task[None] | None = None
+        self._label_caches: dict[GroupKey, dict[str, Labels]] = {}
+        self._label_cached = 0
         self._parse_limits = ParseLimits(
             max_label_name_length=limits.max_label_name_length,
             max_label_value_length=limits.max_label_value_length,
@@ -694,7 +698,12 @@ class PushgatewayReceiver:
             )
         protobuf = _is_delimited_protobuf(request.content_type)
         fmt = Format.PROTOBUF if protobuf else Format.TEXT
-        simple = None if protobuf or self.semantics else prepare_simple_text(body, grouping)
+        simple = None
+        if not protobuf and not self.semantics:
+            cache = self._labels_cache(grouping)
+            cached = len(cache)
+            simple = prepare_simple_text(body, grouping, cache)
+            self._count_cached(len(cache) - cached)
         if (
             simple is not None
             and simple.series <= limits.max_series_per_push
@@ -730,6 +739,21 @@ class PushgatewayReceiver:
 
         prepared = prepare_push(result.families, grouping, keep_empty=protobuf)
         return await self._store(request, grouping, prepared, result.diagnostics, fmt, replace=replace)
+
+    def _labels_cache(self, grouping: dict[str, str]) -> dict[str, Labels]:
+        """The fast path's label cache for one grouping key (see :meth:`_count_cached`)."""
+        key = group_key(grouping)
+        cache = self._label_caches.get(key)
+        if cache is None:
+            cache = self._label_caches[key] = {}
+        return cache
+
+    def _count_cached(self, grown: int) -> None:
+        """Keep every label cache together under ``_LABEL_CACHE_TOTAL`` entries."""
+        self._label_cached += grown
+        if self._label_cached > _LABEL_CACHE_TOTAL:
+            self._label_caches.clear()
+            self._label_cached = 0
 
     def _short_labels(self, body: bytes, prepared: PreparedPush) -> bool:
         """True when no label of the push is over the length limits (the full parser reports which)."""

@@ -584,7 +584,14 @@ SIMPLE_BODIES = [
 @pytest.mark.parametrize("body", SIMPLE_BODIES)
 def test_the_fast_path_matches_the_full_parser(body: str) -> None:
     grouping = {"job": "j", "zone": "z"}
-    fast = prepare_simple_text(body.encode(), grouping)
+    cache: dict[str, Any] = {}
+    fast = prepare_simple_text(body.encode(), grouping, cache)
+    again = prepare_simple_text(body.encode(), grouping, cache)  # now from the label cache
+    assert (fast is None) == (again is None)
+    if fast is not None and again is not None:
+        assert {n: i.family for n, i in fast.families.items()} == {
+            n: i.family for n, i in again.families.items()
+        }
     result = parse(body.encode(), "text", semantics=False)
     if fast is None:
         return
