@@ -589,9 +589,8 @@ def test_the_fast_path_matches_the_full_parser(body: str) -> None:
     again = prepare_simple_text(body.encode(), grouping, cache)  # now from the label cache
     assert (fast is None) == (again is None)
     if fast is not None and again is not None:
-        assert {n: i.family for n, i in fast.families.items()} == {
-            n: i.family for n, i in again.families.items()
-        }
+        assert list(fast.families) == list(again.families)
+        assert all(i.family.equivalent(again.families[n].family) for n, i in fast.families.items())
     result = parse(body.encode(), "text", semantics=False)
     if fast is None:
         return
