@@ -13,10 +13,21 @@ Two layouts, both bounded:
 
 :class:`LooseSeries`
     One per series whose points carry their own timestamps (backfill files,
-    remote_write, OTLP, StatsD packets): parallel float64 rings of timestamps
+    remote_write, OTLP, StatsD packets) when those timestamps do not line up
+    with the other series of its source: parallel float64 rings of timestamps
     and values, grown geometrically up to a point limit, oldest dropped first.
 
-Both hand out points in time order as numpy arrays; neither knows labels.
+:class:`TimeGrid`
+    The series of one such source whose timestamps *do* line up (a backfill
+    file, a remote_write stream: every series at the same instants): one
+    column per distinct timestamp, one row per series, ``ABSENT`` where a
+    series has no point. 8 bytes per point and no per-series work to read a
+    window. Columns are kept in the order they were first seen, with their time
+    order worked out on read, so points may arrive in any order. A grid that
+    would be mostly empty says so (:meth:`TimeGrid.sparse`) and its owner moves
+    its series to :class:`LooseSeries`.
+
+All hand out points in time order as numpy arrays; none knows labels.
 """
 
 from __future__ import annotations
@@ -42,6 +53,7 @@ __all__ = [
     "LooseSeries",
     "SeriesBatch",
     "SeriesView",
+    "TimeGrid",
     "is_absent",
 ]
 
@@ -339,6 +351,20 @@ class LooseSeries:
         self._n += 1
         return dropped
 
+    @classmethod
+    def from_points(cls, max_points: int, timestamps: FloatArray, values: FloatArray) -> LooseSeries:
+        """A series holding these points (increasing timestamps, at most ``max_points`` of them)."""
+        series = cls(max_points)
+        n = len(timestamps)
+        if n:
+            cap = min(series.max_points, max(8, n))
+            series._ts = np.empty(cap, np.float64)
+            series._vs = np.empty(cap, np.float64)
+            series._ts[:n] = timestamps
+            series._vs[:n] = values
+            series._n = n
+        return series
+
     def add_histogram(self, timestamp: float, histogram: NativeHistogram) -> None:
         if self.histograms is None:
             self.histograms = deque(maxlen=self.max_points)
@@ -390,6 +416,208 @@ class LooseSeries:
         self._start = 0
         self._n = n
         self._sorted = True
+
+
+_GRID_MIN_FILL: Final = 0.5
+"""Least share of a :class:`TimeGrid`'s cells holding points (below it, loose series are smaller)."""
+
+_GRID_MIN_CELLS: Final = 4096
+"""Below this many cells a grid is never called sparse: small grids are cheap whatever their shape."""
+
+
+class TimeGrid:
+    """Rows of series over columns of shared timestamps, in one ``(columns, rows)`` float64 matrix.
+
+    At most ``max_columns`` distinct timestamps are kept; a newer one pushes
+    out the oldest column (and its points), an older one than all kept is
+    dropped. Both grow geometrically (columns by half, rows by a quarter), so
+    the matrix holds at most about 1.9 cells per live cell while it is no
+    more than half empty (:meth:`sparse`).
+    """
+
+    __slots__ = (
+        "_bits",
+        "_col_of",
+        "_free",
+        "_order",
+        "_sorted_times",
+        "max_columns",
+        "ncols",
+        "row_counts",
+        "row_last",
+        "samples",
+        "times",
+        "used",
+        "used_rows",
+        "values",
+    )
+
+    def __init__(self, max_columns: int) -> None:
+        self.max_columns = max(1, max_columns)
+        self.ncols = 0
+        self.times: FloatArray = np.full(min(8, self.max_columns), np.nan)
+        self.values: FloatArray = np.empty((len(self.times), 0), np.float64)
+        self._bits: npt.NDArray[np.uint64] = self.values.view(np.uint64)
+        self._col_of: dict[float, int] = {}
+        self._order: IntArray | None = None
+        self._sorted_times: FloatArray | None = None
+        self.row_counts: npt.NDArray[np.int32] = np.zeros(0, np.int32)
+        """Points held per row."""
+        self.row_last: FloatArray = np.zeros(0, np.float64)
+        """Per row: the newest timestamp written to it (``-inf`` before the first)."""
+        self.used: BoolArray = np.zeros(0, bool)
+        self._free: list[int] = []
+        self.used_rows = 0
+        self.samples = 0
+        """Points held (cells that are not absent)."""
+
+    # -- shape ----------------------------------------------------------------------------------------------
+
+    @property
+    def rows(self) -> int:
+        """Row capacity."""
+        return int(self.values.shape[1])
+
+    def sparse(self, extra_columns: int = 0, extra_rows: int = 0) -> bool:
+        """True if, with that many more columns and rows, fewer than half the cells would hold a point."""
+        cells = (self.ncols + extra_columns) * (self.used_rows + extra_rows)
+        return cells >= _GRID_MIN_CELLS and self.samples < _GRID_MIN_FILL * cells
+
+    def allocate(self) -> int:
+        """A free row (new rows hold no point)."""
+        if not self._free:
+            old = self.rows
+            self._resize(len(self.times), max(64, old + old // 4))
+            self._free.extend(range(self.rows - 1, old - 1, -1))
+        row = self._free.pop()
+        self.used[row] = True
+        self.row_last[row] = -math.inf
+        self.used_rows += 1
+        return row
+
+    def release(self, row: int) -> None:
+        """Give a row back, dropping its points."""
+        if not self.used[row]:
+            return
+        if self.row_counts[row]:
+            self.samples -= int(self.row_counts[row])
+            self.values[: self.ncols, row] = ABSENT
+            self.row_counts[row] = 0
+        self.used[row] = False
+        self.used_rows -= 1
+        self._free.append(row)
+
+    def _resize(self, columns: int, rows: int) -> None:
+        values = np.empty((columns, rows), np.float64)
+        values[:] = ABSENT
+        old_cols, old_rows = self.values.shape
+        values[: min(old_cols, columns), :old_rows] = self.values[:columns]
+        self.values = values
+        self._bits = values.view(np.uint64)
+        if columns != len(self.times):
+            times = np.full(columns, np.nan)
+            times[: self.ncols] = self.times[: self.ncols]
+            self.times = times
+        if rows != old_rows:
+            extra = rows - old_rows
+            self.row_counts = np.concatenate([self.row_counts, np.zeros(extra, np.int32)])
+            self.row_last = np.concatenate([self.row_last, np.full(extra, -math.inf)])
+            self.used = np.concatenate([self.used, np.zeros(extra, bool)])
+
+    # -- writing --------------------------------------------------------------------------------------------
+
+    def column(self, timestamp: float) -> int:
+        """The column of ``timestamp``, or -1."""
+        return self._col_of.get(timestamp, -1)
+
+    def add_column(self, timestamp: float) -> tuple[int, int]:
+        """Make a column for a new ``timestamp``: ``(column, points dropped)``; column -1 if it is too old.
+
+        Once ``max_columns`` are held the oldest column goes (its points are
+        the ones dropped), unless ``timestamp`` is older still: then it is
+        the one left out.
+        """
+        if self.ncols < self.max_columns:
+            if self.ncols == len(self.times):
+                grown = min(self.max_columns, max(8, self.ncols + self.ncols // 2))
+                self._resize(grown, self.rows)
+            col = self.ncols
+            self.ncols += 1
+            dropped = 0
+        else:
+            order = self.order()
+            col = int(order[0])
+            if timestamp < self.times[col]:
+                return -1, 0
+            del self._col_of[float(self.times[col])]
+            present = self._bits[col] != _ABSENT_U64
+            dropped = int(np.count_nonzero(present))
+            if dropped:
+                self.row_counts[present] -= 1
+                self.samples -= dropped
+                self.values[col] = ABSENT
+        self.times[col] = timestamp
+        self._col_of[timestamp] = col
+        self._order = None
+        self._sorted_times = None
+        return col, dropped
+
+    def put(self, row: int, col: int, timestamp: float, value: float) -> None:
+        """Write one point (the last one written for a timestamp wins)."""
+        if self._bits[col, row] == _ABSENT_U64:
+            self.samples += 1
+            self.row_counts[row] += 1
+        self.values[col, row] = value
+        if timestamp > self.row_last[row]:
+            self.row_last[row] = timestamp
+
+    # -- reading --------------------------------------------------------------------------------------------
+
+    def order(self) -> IntArray:
+        """Column indices, oldest first."""
+        if self._order is None:
+            times = self.times[: self.ncols]
+            self._order = np.argsort(times, kind="stable")
+            self._sorted_times = times[self._order]
+        return self._order
+
+    def window(self, start: float, end: float, left_open: bool = False) -> IntArray:
+        """Column indices with a time in ``[start, end]`` (``(start, end]`` if left_open), oldest first."""
+        order = self.order()
+        assert self._sorted_times is not None
+        lo = int(np.searchsorted(self._sorted_times, start, side="right" if left_open else "left"))
+        hi = int(np.searchsorted(self._sorted_times, end, side="right"))
+        result: IntArray = order[lo:hi]
+        return result
+
+    def gather(self, cols: IntArray, rows: IntArray) -> FloatArray:
+        """The ``(len(rows), len(cols))`` matrix of values (ABSENT where missing), row-major."""
+        out: FloatArray = np.ascontiguousarray(self.values[np.ix_(cols, rows)].T)
+        return out
+
+    def row_points(self, row: int) -> tuple[FloatArray, FloatArray]:
+        """One row's points, oldest first."""
+        order = self.order()
+        values = self.values[order, row]
+        present = ~is_absent(values)
+        ts: FloatArray = self.times[order][present]
+        vs: FloatArray = values[present]
+        return ts, vs
+
+    def rows_in_use(self) -> IntArray:
+        result: IntArray = np.flatnonzero(self.used)
+        return result
+
+    def nbytes(self) -> int:
+        return int(
+            self.values.nbytes
+            + self.times.nbytes
+            + self.row_counts.nbytes
+            + self.row_last.nbytes
+            + self.used.nbytes
+            + 8 * len(self._free)
+            + 100 * len(self._col_of)
+        )
 
 
 @dataclass(frozen=True, slots=True, eq=False)

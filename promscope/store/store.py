@@ -14,8 +14,14 @@ What is kept, and how it is bounded:
   :class:`~promscope.store.series.ColumnRing`: one column per observation,
   ``retention / interval`` columns (one hour at 5 s is 720), so a sample costs
   8 bytes. Sources whose points carry their own timestamps (remote_write, OTLP,
-  StatsD, backfill) keep a :class:`~promscope.store.series.LooseSeries` per
-  series, at most ``max_points_per_series`` points each.
+  StatsD, backfill) keep their series in a
+  :class:`~promscope.store.series.TimeGrid` while those timestamps line up
+  (one column per distinct timestamp, at most ``max_points_per_series`` of
+  them, 8 bytes a point, read for all series at once). When the grid would be
+  more than half empty (series at instants of their own) the source's series
+  move to a :class:`~promscope.store.series.LooseSeries` each, at most
+  ``max_points_per_series`` points per series, and stay there; so does a
+  series that carries native histograms.
 * **Limits** on series (store-wide and per source), sources and events. When
   one is hit the least recently seen go first, and :attr:`Store.dropped` counts
   what went, by :class:`DropReason`. A series whose last sample left the ring
@@ -66,6 +72,7 @@ from promscope.store.series import (
     LooseSeries,
     SeriesBatch,
     SeriesView,
+    TimeGrid,
     is_absent,
 )
 
@@ -341,6 +348,8 @@ class _Source:
         "consecutive_failures",
         "first_seen",
         "gaps",
+        "grid",
+        "gridded",
         "history",
         "interval",
         "interval_set",
@@ -367,6 +376,10 @@ class _Source:
         self.kind = kind
         self.loose = loose
         self.ring: ColumnRing | None = None
+        self.grid: TimeGrid | None = None
+        """The loose series whose timestamps line up (``_Series.row`` is their row)."""
+        self.gridded = loose
+        """False once the grid was dissolved: every new series of the source is loose."""
         self.rows: list[_Series | None] = []
         self.by_input: dict[tuple[str, Labels], _Series] = {}
         self.by_key: dict[Labels, _Series] = {}
@@ -535,9 +548,9 @@ class Store:
                 continue
             rest = tuple(p for p in pairs if p[0] != "__name__")
             series = self._loose_series(src, name, rest, None)
-            if series is None or series.loose is None:
+            if series is None:
                 continue
-            self._drops[DropReason.POINT_LIMIT] += series.loose.append(float(timestamp), float(value))
+            self._put(src, series, float(timestamp), float(value), None)
             stored += 1
         src.last_seen = max(src.last_seen, now)
         self._maybe_snapshot(now)
@@ -558,12 +571,10 @@ class Store:
             self._note_family(family)
             for sample in family.samples:
                 series = self._loose_series(src, sample.name, sample.labels, family.name)
-                if series is None or series.loose is None:
+                if series is None:
                     continue
                 ts = when if sample.timestamp is None else sample.timestamp
-                self._drops[DropReason.POINT_LIMIT] += series.loose.append(ts, sample.value)
-                if sample.native_histogram is not None:
-                    series.loose.add_histogram(ts, sample.native_histogram)
+                self._put(src, series, ts, sample.value, sample.native_histogram)
                 stored += 1
         self._maybe_snapshot(now)
         return stored
@@ -622,14 +633,15 @@ class Store:
         pieces: list[_Piece] = []
         for key, group in by_source.items():
             src = sources[key]
+            if src.loose and src.grid is None:
+                pieces.append(self._read_loose(src, group, start, end, left_open))
+                continue
             columnar = [s for s in group if s.loose is None]
-            loose = [s for s in group if s.loose is not None]
-            if columnar and src.ring is not None:
+            if len(columnar) < len(group):
+                loose = [s for s in group if s.loose is not None]
+                pieces.append(self._read_loose(src, loose, start, end, left_open))
+            if columnar:
                 pieces.append(self._read_columns(src, columnar, start, end, left_open))
-            for series in loose:
-                piece = self._read_loose(src, series, start, end, left_open)
-                if piece is not None:
-                    pieces.append(piece)
         return _assemble(pieces)
 
     def label_sets(self, matchers: Sequence[MatcherLike]) -> list[Labels]:
@@ -649,6 +661,8 @@ class Store:
         for src in self._sources.values():
             if src.ring is not None:
                 total += src.ring.samples
+            if src.grid is not None:
+                total += src.grid.samples
             for series in src.by_key.values():
                 if series.loose is not None:
                     total += len(series.loose)
@@ -660,6 +674,8 @@ class Store:
         for src in self._sources.values():
             if src.ring is not None:
                 arrays += src.ring.nbytes() + src.present.nbytes + sys.getsizeof(src.rows)
+            if src.grid is not None:
+                arrays += src.grid.nbytes() + sys.getsizeof(src.rows)
             for series in src.by_key.values():
                 if series.loose is not None:
                     arrays += series.loose.nbytes()
@@ -896,19 +912,76 @@ class Store:
                 series = src.by_input.get((sample.name, sample.labels))
                 if series is None:
                     series = self._loose_series(src, sample.name, sample.labels, family.name)
-                if series is None or series.loose is None:
+                if series is None:
                     continue
                 ts = now if sample.timestamp is None else sample.timestamp
-                self._drops[DropReason.POINT_LIMIT] += series.loose.append(ts, sample.value)
-                if sample.native_histogram is not None:
-                    series.loose.add_histogram(ts, sample.native_histogram)
+                self._put(src, series, ts, sample.value, sample.native_histogram)
         if now - src.last_sweep >= min(60.0, self.limits.retention):
             src.last_sweep = now
             horizon = now - self.limits.retention
             stale = [s for s in src.by_key.values() if s.loose is not None and s.loose.last_time < horizon]
+            grid = src.grid
+            if grid is not None:
+                rows = grid.rows_in_use()
+                stale.extend(
+                    series
+                    for row in rows[grid.row_last[rows] < horizon].tolist()
+                    if (series := src.rows[row]) is not None
+                )
             for series in stale:
                 self._unregister(series)
                 self._expired += 1
+
+    def _put(
+        self, src: _Source, series: _Series, ts: float, value: float, histogram: NativeHistogram | None
+    ) -> None:
+        """Store one point of a series with its own timestamps, in the grid while it lines up."""
+        grid = src.grid
+        if series.loose is None and grid is not None:
+            if histogram is None:
+                col = grid.column(ts)
+                if col < 0 and not grid.sparse(extra_columns=1):
+                    col, dropped = grid.add_column(ts)
+                    if col < 0:
+                        dropped += 1  # older than every column kept: this point is the oldest
+                    if dropped:
+                        self._drops[DropReason.POINT_LIMIT] += dropped
+                    if col < 0:
+                        return
+                if col >= 0:
+                    grid.put(series.row, col, ts, value)
+                    return
+                # A new timestamp would leave the grid mostly empty: these series do not line up.
+                self._dissolve(src)
+            else:
+                self._demote(src, series)
+        loose = series.loose
+        assert loose is not None
+        self._drops[DropReason.POINT_LIMIT] += loose.append(ts, value)
+        if histogram is not None:
+            loose.add_histogram(ts, histogram)
+
+    def _demote(self, src: _Source, series: _Series) -> None:
+        """Move a series out of its source's grid into a loose series of its own."""
+        grid = src.grid
+        assert grid is not None and series.row >= 0
+        ts, vs = grid.row_points(series.row)
+        series.loose = LooseSeries.from_points(self.limits.max_points_per_series, ts, vs)
+        src.rows[series.row] = None
+        grid.release(series.row)
+        series.row = -1
+
+    def _dissolve(self, src: _Source) -> None:
+        """Move every series of the source's grid to loose series; the source stays loose from now on."""
+        grid = src.grid
+        if grid is not None:
+            for row in grid.rows_in_use().tolist():
+                series = src.rows[row]
+                if series is not None:
+                    self._demote(src, series)
+        src.grid = None
+        src.gridded = False
+        src.rows = []
 
     def _loose_series(self, src: _Source, name: str, labels: Labels, family: str | None) -> _Series | None:
         key = _full_labels(name, labels)
@@ -920,6 +993,17 @@ class Store:
             return None
         family_name = family or self._family_of.get(name) or name
         series = self._register(src, key, name, family_name, (name, labels))
+        if src.gridded:
+            grid = src.grid
+            if grid is None:
+                grid = src.grid = TimeGrid(self.limits.max_points_per_series)
+            # A new row that would leave the grid mostly empty goes loose on its own.
+            if not grid.sparse(extra_rows=1):
+                series.row = grid.allocate()
+                if grid.rows > len(src.rows):
+                    src.rows.extend([None] * (grid.rows - len(src.rows)))
+                src.rows[series.row] = series
+                return series
         series.loose = LooseSeries(self.limits.max_points_per_series)
         return series
 
@@ -1000,6 +1084,10 @@ class Store:
                 src.present_count -= 1
             src.ring.release(np.asarray([series.row], np.int64))
             series.row = -1
+        elif series.row >= 0 and src.grid is not None:
+            src.rows[series.row] = None
+            src.grid.release(series.row)
+            series.row = -1
 
     def _drop_all_series(self, src: _Source) -> None:
         for series in list(src.by_key.values()):
@@ -1042,6 +1130,12 @@ class Store:
                     in_ring = last > ring.seq - 1 - ring.capacity
                     seen = np.where(in_ring, ring.times[np.maximum(last, 0) % ring.capacity], -np.inf)
                     times.append(seen)
+                    owners.append((src, rows))
+            grid = src.grid
+            if grid is not None and grid.used_rows:
+                rows = grid.rows_in_use()
+                if len(rows):
+                    times.append(grid.row_last[rows])
                     owners.append((src, rows))
             loose = [s for s in src.by_key.values() if s.loose is not None]
             if loose:
@@ -1188,14 +1282,15 @@ class Store:
     def _read_columns(
         self, src: _Source, group: list[_Series], start: float, end: float, left_open: bool
     ) -> _Piece:
-        ring = src.ring
-        assert ring is not None
-        cols = ring.window(start, end, left_open)
+        """Series in the source's ring or grid: one window of columns, gathered for every row at once."""
+        table: ColumnRing | TimeGrid | None = src.ring if src.ring is not None else src.grid
+        assert table is not None
+        cols = table.window(start, end, left_open)
         rows = np.fromiter((s.row for s in group), np.int64, len(group))
-        matrix = ring.gather(cols, rows)
+        matrix = table.gather(cols, rows)
         present = ~is_absent(matrix)
         counts = present.sum(axis=1)
-        times = ring.times[cols]
+        times = table.times[cols]
         dense = bool(present.all())
         if dense:
             values = matrix.ravel()
@@ -1206,12 +1301,17 @@ class Store:
         created: FloatArray | None = None
         companions = [self._created_of(s) for s in group] if self._created_families else []
         if any(c is not None for c in companions):
-            crow = np.fromiter(
-                (c.row if c is not None and c.loose is None else -1 for c in companions), np.int64, len(group)
-            )
-            cmatrix = ring.gather(cols, np.maximum(crow, 0))
-            cmatrix[crow < 0] = np.nan
-            cmatrix[is_absent(cmatrix)] = np.nan
+            if isinstance(table, TimeGrid):
+                cmatrix = self._created_as_of(src, table, companions, cols, times)
+            else:
+                crow = np.fromiter(
+                    (c.row if c is not None and c.loose is None else -1 for c in companions),
+                    np.int64,
+                    len(group),
+                )
+                cmatrix = table.gather(cols, np.maximum(crow, 0))
+                cmatrix[crow < 0] = np.nan
+                cmatrix[is_absent(cmatrix)] = np.nan
             created = cmatrix.ravel() if dense else cmatrix[present]
         histograms: dict[int, tuple[NativeHistogram, ...]] = {}
         for i, series in enumerate(group):
@@ -1226,28 +1326,121 @@ class Store:
             counts = counts[keep]
         return _Piece(labels, timestamps, values, counts, created, histograms, src.name)
 
+    def _created_as_of(
+        self,
+        src: _Source,
+        grid: TimeGrid,
+        companions: list[_Series | None],
+        cols: IntArray,
+        times: FloatArray,
+    ) -> FloatArray:
+        """Per row and window column: the newest ``_created`` value at or before the column (NaN if none)."""
+        out = np.full((len(companions), len(cols)), np.nan)
+        in_grid = np.fromiter(
+            (c is not None and c.loose is None and c.row >= 0 for c in companions), bool, len(companions)
+        )
+        picked = np.flatnonzero(in_grid)
+        if len(picked) and len(cols):
+            crow = np.fromiter(
+                (c.row if c is not None else -1 for c in (companions[i] for i in picked.tolist())),
+                np.int64,
+                len(picked),
+            )
+            cmatrix = grid.gather(cols, crow)
+            found = ~is_absent(cmatrix)
+            # Before the window: the newest point of each companion row, searched column by column backwards.
+            prior = np.full(len(crow), np.nan)
+            missing = np.ones(len(crow), bool)
+            order = grid.order()
+            first = int(np.searchsorted(grid.times[order], times[0], side="left"))
+            for col in order[:first][::-1].tolist():
+                if not missing.any():
+                    break
+                cells = grid.values[col, crow[missing]]
+                hit = ~is_absent(cells)
+                idx = np.flatnonzero(missing)[hit]
+                prior[idx] = cells[hit]
+                missing[idx] = False
+            position = np.where(found, np.arange(len(cols)), -1)
+            np.maximum.accumulate(position, axis=1, out=position)
+            filled = np.take_along_axis(cmatrix, np.maximum(position, 0), axis=1)
+            out[picked] = np.where(position >= 0, filled, prior[:, None])
+        for i, companion in enumerate(companions):
+            if companion is not None and not in_grid[i]:
+                cts, cvs = self._points(src, companion)
+                if len(cts):
+                    idx = np.searchsorted(cts, times, side="right") - 1
+                    out[i] = np.where(idx >= 0, cvs[np.maximum(idx, 0)], np.nan)
+        return out
+
+    def _points(self, src: _Source, series: _Series) -> tuple[FloatArray, FloatArray]:
+        """All points of a series with its own timestamps, oldest first."""
+        if series.loose is not None:
+            return series.loose.points()
+        if src.grid is not None and series.row >= 0:
+            return src.grid.row_points(series.row)
+        empty = np.zeros(0, np.float64)
+        return empty, empty
+
     def _read_loose(
-        self, src: _Source, series: _Series, start: float, end: float, left_open: bool
-    ) -> _Piece | None:
-        assert series.loose is not None
-        ts, vs = series.loose.window(start, end, left_open)
-        if len(ts) == 0:
-            return None
-        created: FloatArray | None = None
-        companion = self._created_of(series)
-        if companion is not None and companion.loose is not None:
-            cts, cvs = companion.loose.points()
-            idx = np.searchsorted(cts, ts, side="right") - 1
-            if len(cts):
-                created = np.where(idx >= 0, cvs[np.maximum(idx, 0)], np.nan)
-            else:
-                created = np.full(len(ts), np.nan)
+        self, src: _Source, group: list[_Series], start: float, end: float, left_open: bool
+    ) -> _Piece:
+        """Series kept one by one: each window found by two binary searches, the points copied once."""
+        labels: list[Labels] = []
+        ts_parts: list[FloatArray] = []
+        vs_parts: list[FloatArray] = []
+        created_parts: list[FloatArray | None] = []
         histograms: dict[int, tuple[NativeHistogram, ...]] = {}
-        if series.loose.histograms is not None:
-            wanted = set(ts.tolist())
-            histograms[0] = tuple(h for t, h in series.loose.histograms if t in wanted)
-        counts = np.asarray([len(ts)], np.int64)
-        return _Piece([series.labels], ts.copy(), vs.copy(), counts, created, histograms, src.name)
+        side: Literal["left", "right"] = "right" if left_open else "left"
+        with_created = bool(self._created_families)
+        for series in group:
+            loose = series.loose
+            if loose is None:
+                continue
+            ts, vs = loose.points()
+            lo = int(np.searchsorted(ts, start, side=side))
+            hi = int(np.searchsorted(ts, end, side="right"))
+            if hi <= lo:
+                continue
+            ts, vs = ts[lo:hi], vs[lo:hi]
+            if with_created:
+                created: FloatArray | None = None
+                companion = self._created_of(series)
+                if companion is not None:
+                    cts, cvs = self._points(src, companion)
+                    idx = np.searchsorted(cts, ts, side="right") - 1
+                    if len(cts):
+                        created = np.where(idx >= 0, cvs[np.maximum(idx, 0)], np.nan)
+                    else:
+                        created = np.full(len(ts), np.nan)
+                created_parts.append(created)
+            if loose.histograms is not None:
+                wanted = set(ts.tolist())
+                histograms[len(labels)] = tuple(h for t, h in loose.histograms if t in wanted)
+            labels.append(series.labels)
+            ts_parts.append(ts)
+            vs_parts.append(vs)
+        if not labels:
+            empty = np.zeros(0, np.float64)
+            return _Piece([], empty, empty, np.zeros(0, np.int64), None, {}, src.name)
+        counts = np.fromiter((len(t) for t in ts_parts), np.int64, len(ts_parts))
+        created_all: FloatArray | None = None
+        if any(c is not None for c in created_parts):
+            created_all = np.concatenate(
+                [
+                    c if c is not None else np.full(len(t), np.nan)
+                    for c, t in zip(created_parts, ts_parts, strict=True)
+                ]
+            )
+        return _Piece(
+            labels,
+            np.concatenate(ts_parts),
+            np.concatenate(vs_parts),
+            counts,
+            created_all,
+            histograms,
+            src.name,
+        )
 
     def _index_bytes_per_series(self) -> int:
         sample: list[_Series] = []
@@ -1270,6 +1463,7 @@ class Store:
 
     def _health(self, src: _Source) -> SourceHealth:
         samples = src.ring.samples if src.ring is not None else 0
+        samples += src.grid.samples if src.grid is not None else 0
         samples += sum(len(s.loose) for s in src.by_key.values() if s.loose is not None)
         return SourceHealth(
             source=src.name,
