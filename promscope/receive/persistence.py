@@ -11,7 +11,8 @@ keeps its decoded body (and Content-Type) as one row, and a group's row maps
 each family it holds to the body it came from. Writing a push therefore
 costs three statements (the group row, the body, deleting the bodies the
 group no longer uses; a body belongs to one group), with no serialisation of
-metrics; restoring parses each live body once.
+metrics; restoring parses each live body once. A whole batch of writes
+becomes a few multi-row statements.
 
 Durability: the database runs in WAL mode with ``synchronous=NORMAL`` by
 default. A commit then appends its pages to the WAL with ``write(2)`` before
@@ -69,7 +70,7 @@ CREATE TABLE IF NOT EXISTS groups (
     created REAL NOT NULL,
     last_sender TEXT,
     last_user_agent TEXT,
-    families TEXT NOT NULL DEFAULT '[]'
+    families TEXT
 );
 CREATE TABLE IF NOT EXISTS bodies (
     id INTEGER PRIMARY KEY,
@@ -299,7 +300,7 @@ class PushStore:
         ):
             pairs = tuple((str(k), str(v)) for k, v in json.loads(labels))
             held = tuple(
-                (str(name), int(body_id), float(time)) for name, body_id, time in json.loads(families)
+                (str(name), int(body_id), float(time)) for name, body_id, time in json.loads(families or "[]")
             )
             groups.append(
                 RestoredGroup(
@@ -376,8 +377,7 @@ class PushStore:
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                for item in batch:
-                    _apply(conn, item.write)
+                _apply(conn, [item.write for item in batch])
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -391,7 +391,7 @@ class PushStore:
                 try:
                     conn.execute("BEGIN IMMEDIATE")
                     try:
-                        _apply(conn, item.write)
+                        _apply(conn, [item.write])
                         conn.execute("COMMIT")
                     except BaseException:
                         conn.execute("ROLLBACK")
@@ -427,54 +427,73 @@ class PushStore:
                 future.set_exception(result)
 
 
-def _apply(conn: sqlite3.Connection, write: Write) -> None:
-    if isinstance(write, WriteGroup):
-        labels = json.dumps(write.labels, ensure_ascii=False, separators=(",", ":"))
-        row = (
-            write.key,
-            labels,
-            write.push_time,
-            write.failure_time,
-            write.created,
-            write.last_sender,
-            write.last_user_agent,
-        )
-        if write.families is None:
-            conn.execute(
-                "INSERT INTO groups (key, labels, push_time, failure_time, created, last_sender, "
-                "last_user_agent) VALUES (?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (key) DO UPDATE SET push_time=excluded.push_time, "
-                "failure_time=excluded.failure_time, last_sender=excluded.last_sender, "
-                "last_user_agent=excluded.last_user_agent",
-                row,
-            )
+_ROWS_PER_STATEMENT = 500
+"""Rows per multi-row INSERT (8 parameters each: well under SQLite's 32,766-parameter limit)."""
+_UPSERT = (
+    "INSERT INTO groups (key, labels, push_time, failure_time, created, last_sender, last_user_agent, "
+    "families) VALUES {values} ON CONFLICT (key) DO UPDATE SET push_time=excluded.push_time, "
+    "failure_time=excluded.failure_time, last_sender=excluded.last_sender, "
+    "last_user_agent=excluded.last_user_agent, families=COALESCE(excluded.families, groups.families)"
+)
+
+
+def _apply(conn: sqlite3.Connection, writes: Sequence[Write]) -> None:
+    """Apply writes in order, each run of group writes as a few multi-row statements.
+
+    Few statements per transaction matter more than their size here: the
+    thread gives the GIL up around every SQLite call and must get it back
+    from a busy event loop each time.
+    """
+    run: list[WriteGroup] = []
+    for write in writes:
+        if isinstance(write, WriteGroup):
+            run.append(write)
+            continue
+        _write_groups(conn, run)
+        run = []
+        if isinstance(write, DeleteGroup):
+            row = conn.execute("SELECT families FROM groups WHERE key=?", (write.key,)).fetchone()
+            conn.execute("DELETE FROM groups WHERE key=?", (write.key,))
+            if row is not None:
+                _drop_bodies(conn, tuple({int(item[1]) for item in json.loads(row[0] or "[]")}))
         else:
-            families = json.dumps(write.families, ensure_ascii=False, separators=(",", ":"))
-            conn.execute(
-                "INSERT INTO groups (key, labels, push_time, failure_time, created, last_sender, "
-                "last_user_agent, families) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (key) DO UPDATE SET push_time=excluded.push_time, "
-                "failure_time=excluded.failure_time, last_sender=excluded.last_sender, "
-                "last_user_agent=excluded.last_user_agent, families=excluded.families",
-                (*row, families),
+            conn.execute("DELETE FROM bodies")
+            conn.execute("DELETE FROM groups")
+    _write_groups(conn, run)
+
+
+def _write_groups(conn: sqlite3.Connection, writes: Sequence[WriteGroup]) -> None:
+    for start in range(0, len(writes), _ROWS_PER_STATEMENT):
+        chunk = writes[start : start + _ROWS_PER_STATEMENT]
+        params: list[object] = []
+        body_params: list[object] = []
+        drops: list[int] = []
+        for write in chunk:
+            params.extend(
+                (
+                    write.key,
+                    json.dumps(write.labels, ensure_ascii=False, separators=(",", ":")),
+                    write.push_time,
+                    write.failure_time,
+                    write.created,
+                    write.last_sender,
+                    write.last_user_agent,
+                    None
+                    if write.families is None
+                    else json.dumps(write.families, ensure_ascii=False, separators=(",", ":")),
+                )
             )
-        if write.body is not None:
-            conn.execute(
-                "INSERT INTO bodies (id, content_type, body) VALUES (?, ?, ?)",
-                (write.body_id, write.content_type, write.body),
-            )
-        _drop_bodies(conn, write.drop_bodies)
-    elif isinstance(write, DeleteGroup):
-        row = conn.execute("SELECT families FROM groups WHERE key=?", (write.key,)).fetchone()
-        conn.execute("DELETE FROM groups WHERE key=?", (write.key,))
-        if row is not None:
-            _drop_bodies(conn, tuple({int(item[1]) for item in json.loads(row[0])}))
-    else:
-        conn.execute("DELETE FROM bodies")
-        conn.execute("DELETE FROM groups")
+            if write.body is not None:
+                body_params.extend((write.body_id, write.content_type, write.body))
+            drops.extend(write.drop_bodies)
+        conn.execute(_UPSERT.format(values=",".join(["(?,?,?,?,?,?,?,?)"] * len(chunk))), params)
+        if body_params:
+            values = ",".join(["(?,?,?)"] * (len(body_params) // 3))
+            conn.execute(f"INSERT INTO bodies (id, content_type, body) VALUES {values}", body_params)
+        _drop_bodies(conn, tuple(drops))
 
 
 def _drop_bodies(conn: sqlite3.Connection, body_ids: tuple[int, ...]) -> None:
-    if body_ids:
-        marks = ",".join("?" * len(body_ids))
-        conn.execute(f"DELETE FROM bodies WHERE id IN ({marks})", body_ids)
+    for start in range(0, len(body_ids), 10_000):
+        chunk = body_ids[start : start + 10_000]
+        conn.execute(f"DELETE FROM bodies WHERE id IN ({','.join('?' * len(chunk))})", chunk)
