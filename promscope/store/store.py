@@ -130,6 +130,10 @@ class StoreLimits:
     max_points_per_series: int = 20_000
     """Ceiling on a ring's columns and on the points of a series with explicit timestamps."""
     min_points_per_series: int = 2
+    grid: bool = True
+    """Keep series with their own timestamps in a shared-timestamp grid while they line up (read all at once).
+
+    False keeps one loose series each from the start (the per-series layout, for comparison)."""
     max_series: int = 1_000_000
     max_series_per_source: int = 200_000
     max_sources: int = 10_000
@@ -170,7 +174,7 @@ class DropReason(enum.StrEnum):
     DUPLICATE = "duplicate"
     """Samples of a series already present in the same observation (the first is kept)."""
     INVALID = "invalid"
-    """Backfill points without a metric name."""
+    """Backfill points without a metric name, and points whose own timestamp is NaN."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -378,7 +382,7 @@ class _Source:
         self.ring: ColumnRing | None = None
         self.grid: TimeGrid | None = None
         """The loose series whose timestamps line up (``_Series.row`` is their row)."""
-        self.gridded = loose
+        self.gridded = loose and limits.grid
         """False once the grid was dissolved: every new series of the source is loose."""
         self.rows: list[_Series | None] = []
         self.by_input: dict[tuple[str, Labels], _Series] = {}
@@ -936,6 +940,9 @@ class Store:
         self, src: _Source, series: _Series, ts: float, value: float, histogram: NativeHistogram | None
     ) -> None:
         """Store one point of a series with its own timestamps, in the grid while it lines up."""
+        if ts != ts:
+            self._drops[DropReason.INVALID] += 1
+            return
         grid = src.grid
         if series.loose is None and grid is not None:
             if histogram is None:
