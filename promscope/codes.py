@@ -25,6 +25,7 @@ _MODULES = (
     "promscope.receive.remote_write",
     "promscope.receive.otlp",
     "promscope.receive.statsd",
+    "promscope.receive.groups",
 )
 
 

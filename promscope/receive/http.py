@@ -434,7 +434,9 @@ class _Body:
 
     def finish(self) -> bytes:
         if len(self._chunks) == 1:
-            return self._chunks[0]
+            # h11 may hand over a bytearray; Request.body is bytes, as the contract says.
+            chunk = self._chunks[0]
+            return chunk if type(chunk) is bytes else bytes(chunk)
         return b"".join(self._chunks)
 
 

@@ -622,3 +622,33 @@ def test_human_bytes() -> None:
     assert human_bytes(1536) == "1.5 KiB"
     assert human_bytes(64 * 1024 * 1024) == "64 MiB"
     assert human_bytes(3 * 1024**4) == "3072 GiB"
+
+
+def test_request_body_is_bytes_for_every_encoding() -> None:
+    import asyncio
+    import gzip
+
+    import httpx
+
+    from promscope.receive.http import HttpServer, Response, Route
+
+    seen: list[type] = []
+
+    async def handler(request: Request) -> Response:
+        seen.append(type(request.body))
+        return Response(200)
+
+    async def main() -> None:
+        server = HttpServer([Route(frozenset({"POST"}), "/x", handler)])
+        await server.start()
+        try:
+            async with httpx.AsyncClient() as client:
+                await client.post(f"{server.url}/x", content=b"plain body")
+                await client.post(
+                    f"{server.url}/x", content=gzip.compress(b"zipped"), headers={"content-encoding": "gzip"}
+                )
+        finally:
+            await server.stop()
+
+    asyncio.run(main())
+    assert seen == [bytes, bytes]
