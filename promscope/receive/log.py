@@ -14,6 +14,11 @@ its port, since every push may come from a new ephemeral port); a *source* is
 the :attr:`Observation.source` (a Pushgateway grouping key, a StatsD sender, a
 scrape target).
 
+An observation promscope makes itself (``Transport.protocol == "internal"``,
+such as a Pushgateway group deleted by ``expire_after``) has no sender: it is
+kept in the ring and counted, but belongs to no sender and does not count as
+activity of its source (an expired group stays as silent as it was).
+
 Everything is bounded: the event ring keeps ``max_events`` observations, the
 sender and source tables ``max_senders`` / ``max_sources`` entries each, the
 least recently seen being forgotten first. Whatever is dropped is counted in
@@ -31,7 +36,10 @@ from dataclasses import dataclass, field, replace
 
 from promscope.observation import Observation, ObservationKind, Outcome
 
-__all__ = ["LogDrops", "PushLog", "SenderStats", "describe_error", "sender_host"]
+__all__ = ["INTERNAL_PROTOCOL", "LogDrops", "PushLog", "SenderStats", "describe_error", "sender_host"]
+
+INTERNAL_PROTOCOL = "internal"
+"""``Transport.protocol`` of observations promscope makes itself (no sender, nothing arrived)."""
 
 
 def sender_host(sender: str | None) -> str:
@@ -208,6 +216,8 @@ class PushLog:
         kind = observation.kind
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
         self.kinds[kind] = self.kinds.get(kind, 0) + 1
+        if observation.transport.protocol == INTERNAL_PROTOCOL:
+            return
         error = describe_error(observation)
         sender = self._sender_key(observation)
         stats = self._touch(self._senders, sender, observation, error, self.max_senders)

@@ -33,7 +33,11 @@ Where it does better than upstream:
   an accepted PUT/POST/DELETE carries :class:`~promscope.observation.Changes`;
 * group age: last push per group and per sender, ``stale_after`` marks groups
   stale (``promscope_pushgateway_group_stale`` and the API), ``expire_after``
-  deletes them (off by default);
+  deletes them (off by default). Each expired group is an Observation too:
+  outcome ``accepted``, no sender (``Transport.protocol`` is ``"internal"``,
+  the group's last sender is in ``extra["last_sender"]``), ``Changes`` listing
+  the families and series removed, message ``expired after 10m (last push
+  10m3s ago)``;
 * the consistency check costs O(size of the push), not O(everything held);
 * ``persistence_file``: a push is committed to SQLite before it is
   acknowledged (see :mod:`promscope.receive.persistence`), not every 5 minutes;
@@ -89,6 +93,7 @@ from promscope.receive.groups import (
     prepare_simple_text,
 )
 from promscope.receive.http import HttpLimits, RefusedRequest, Request, Response, Route
+from promscope.receive.log import INTERNAL_PROTOCOL
 from promscope.receive.persistence import DeleteGroup, PersistenceError, PushStore, Wipe, WriteGroup
 
 __all__ = [
@@ -98,6 +103,7 @@ __all__ = [
     "PushgatewayReceiver",
     "PushgatewayStats",
     "SenderInfo",
+    "duration_text",
     "split_grouping_path",
 ]
 
@@ -134,6 +140,8 @@ _LIMIT_CODES = {
     "PB-211": "label_length",
     "PB-212": "series_per_push",
 }
+EXPIRY_PROTOCOL = INTERNAL_PROTOCOL
+"""``Transport.protocol`` of the Observation of an expired group: promscope's own doing, no sender."""
 _NOT_REFUSING: frozenset[str] = frozenset()
 _LABEL_CACHE_TOTAL = 500_000
 """Label bodies the fast path keeps across all groups; past it, every cache starts afresh."""
@@ -1087,25 +1095,78 @@ class PushgatewayReceiver:
         return self.stale_after is not None and self._age(group, now) > self.stale_after
 
     async def expire(self) -> list[str]:
-        """Delete the groups not pushed to for ``expire_after`` seconds now; returns their sources."""
-        if self.expire_after is None:
+        """Delete the groups not pushed to for ``expire_after`` seconds now; returns their sources.
+
+        Each expired group becomes an Observation (outcome ``accepted``, its
+        :class:`~promscope.observation.Changes` listing what went, the message
+        ``expired after …``; see the module docstring), so a tail shows it.
+        """
+        expire_after = self.expire_after
+        if expire_after is None:
             return []
         now = self.clock()
-        doomed = [g.key for g in self.store if self._age(g, now) > self.expire_after]
+        doomed = [(g.key, g.push_time, self._age(g, now), g.last_sender) for g in self.store]
         removed: list[str] = []
-        for key in doomed:
-            if self.store.delete(key) is None:
+        for key, push_time, age, last_sender in doomed:
+            if age <= expire_after:
                 continue
-            removed.append(format_group(key))
+            changes = self.store.delete(key)
+            if changes is None:
+                continue
+            source = format_group(key)
+            removed.append(source)
             self.stats.expired_groups += 1
             if self._persist is not None:
                 try:
                     await self._persist.commit(DeleteGroup(_key_text(key)))
                 except PersistenceError:
                     self.stats.persistence_errors += 1
+            self._observe_expiry(key, changes, now, age, pushed=push_time > 0, last_sender=last_sender)
         if removed:
             log.info("pushgateway: expired %d group(s): %s", len(removed), ", ".join(removed[:10]))
         return removed
+
+    def _observe_expiry(
+        self,
+        key: GroupKey,
+        changes: Changes,
+        now: float,
+        age: float,
+        *,
+        pushed: bool,
+        last_sender: str | None,
+    ) -> None:
+        """The Observation of a group deleted by ``expire_after``: no sender, only what was removed."""
+        sink = self.sink
+        if sink is None:
+            return
+        assert self.expire_after is not None
+        grouping = dict(key)
+        grouping_key: Labels = (
+            ("job", grouping.get("job", "")),
+            *sorted((k, v) for k, v in grouping.items() if k != "job"),
+        )
+        since = (
+            f"last push {duration_text(age)} ago"
+            if pushed
+            else f"no successful push since it appeared {duration_text(age)} ago"
+        )
+        extra = {"expired": "true", "expire_after": duration_text(self.expire_after)}
+        if last_sender:
+            extra["last_sender"] = last_sender
+        observation = Observation(
+            kind=ObservationKind.PUSHGATEWAY,
+            source=format_group(key),
+            time=now,
+            outcome=Outcome.ACCEPTED,
+            transport=Transport(protocol=EXPIRY_PROTOCOL, grouping_key=grouping_key, extra=extra),
+            message=f"expired after {duration_text(self.expire_after)} ({since})",
+            changes=changes,
+        )
+        try:
+            asyncio.get_running_loop().call_soon(self._deliver, sink, observation)
+        except RuntimeError:  # no running loop (a synchronous caller): deliver now
+            self._deliver(sink, observation)
 
     async def _expire_loop(self) -> None:
         assert self.expire_after is not None
@@ -1388,6 +1449,19 @@ class PushgatewayReceiver:
 def _json(status: int, data: object) -> Response:
     body = json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8")
     return Response(status, body, (("content-type", "application/json"), *_CORS))
+
+
+def duration_text(seconds: float) -> str:
+    """Seconds the way Prometheus writes a duration: ``90`` -> ``"1m30s"``, ``0.25`` -> ``"250ms"``."""
+    millis = round(max(0.0, seconds) * 1000)
+    if millis == 0:
+        return "0s"
+    out = []
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)):
+        if millis >= size:
+            out.append(f"{millis // size}{unit}")
+            millis %= size
+    return "".join(out)
 
 
 def _key_text(key: GroupKey) -> str:

@@ -383,6 +383,56 @@ def test_stale_groups_are_shown_and_expired_groups_deleted() -> None:
     run(test)
 
 
+def test_an_expired_group_becomes_an_accepted_observation_with_its_removal(tmp_path: pathlib.Path) -> None:
+    from promscope.receive.log import PushLog
+
+    db = str(tmp_path / "push.db")
+
+    async def test() -> None:
+        clock = Clock(1000.0)
+        seen: list[Observation] = []
+        push_log = PushLog()
+        receiver = PushgatewayReceiver(
+            clock=clock,
+            expire_after=600,
+            persistence_file=db,
+            sink=lambda o: (seen.append(o), push_log(o)),
+        )
+        await receiver.start()
+        await send(receiver, "PUT", "/metrics/job/old/instance/a", 'a 1\nb{x="1"} 2\nb{x="2"} 3\n')
+        await send(receiver, "PUT", "/metrics/job/never", "ts 1 5\n")  # refused: a failure-only group
+        clock.now = 1500.0
+        await send(receiver, "PUT", "/metrics/job/new", "c 1\n")
+        clock.now = 1700.0
+        assert sorted(await receiver.expire()) == ["job=never", "job=old/instance=a"]
+        await asyncio.sleep(0)  # observations are delivered after the current step
+        await receiver.stop()
+        expired = sorted((o for o in seen if o.transport.extra.get("expired")), key=lambda o: o.source)
+        assert [o.source for o in expired] == ["job=never", "job=old/instance=a"]
+        never, old = expired
+        assert old.kind is ObservationKind.PUSHGATEWAY and old.outcome is Outcome.ACCEPTED
+        assert old.time == 1700.0 and old.transport.sender is None and old.transport.protocol == "internal"
+        assert old.transport.grouping_key == (("job", "old"), ("instance", "a"))
+        assert old.message == "expired after 10m (last push 11m40s ago)"
+        assert old.transport.extra["last_sender"] == "10.0.0.7:41234"
+        assert old.changes is not None
+        assert sorted(old.changes.families_removed) == ["a", "b"] and old.changes.series_removed == 3
+        assert never.message == "expired after 10m (no successful push since it appeared 11m40s ago)"
+        # promscope's own doing: in the log, but no sender and no activity of the source
+        assert push_log.total == len(seen)
+        assert all(s.key != "unknown" for s in push_log.senders())
+        assert {s.key for s in push_log.sources()} == {"job=old/instance=a", "job=never", "job=new"}
+        old_source = next(s for s in push_log.sources() if s.key == "job=old/instance=a")
+        assert old_source.last_seen == 1_700_000_000.0  # the push's received_at, not the expiry
+        # and the deletion is persisted
+        again = PushgatewayReceiver(persistence_file=db)
+        await again.start()
+        assert [g.source for g in again.groups()] == ["job=new"]
+        await again.stop()
+
+    run(test)
+
+
 # --- limits ------------------------------------------------------------------------------------------
 
 
