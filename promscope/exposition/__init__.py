@@ -9,14 +9,49 @@ receivers) is :func:`parse`::
 Bad input is never an exception: every problem found in one pass is a
 :class:`~promscope.model.Diagnostic` on the result, and the parser
 resynchronises at the next line after an error.
+
+A caller that reads the same source again and again (the live scrape loop)
+passes one :class:`ParseCache` per source: a text body shaped like the
+previous one is then read from the cache, with the same result a full parse
+gives (see :class:`~promscope.exposition.text.TextTemplate`).
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from promscope.exposition._diag import DiagnosticSink, ParseLimits
 from promscope.model import Diagnostic, Format, ParseResult
 
-__all__ = ["Format", "ParseLimits", "ParseResult", "parse", "resolve_format"]
+if TYPE_CHECKING:
+    from promscope.exposition.semantics import SemanticsMemo
+    from promscope.exposition.text import TextTemplate
+
+__all__ = ["Format", "ParseCache", "ParseLimits", "ParseResult", "parse", "resolve_format"]
+
+
+class ParseCache:
+    """What :func:`parse` remembers of one source's previous body, to read the next one faster.
+
+    One per source (a scrape target), used by one caller at a time. It holds the template of
+    the last text body parsed with it (at most one, replaced whenever the shape of the body
+    changes) and, with it, what the semantic rules found on that shape. Bodies over
+    ``max_bytes`` are parsed without it. ``hits``, ``misses`` and ``too_large`` count bodies
+    read from the template, parsed in full (and made the template), and too large to keep.
+    Other formats are parsed in full and leave the cache empty.
+    """
+
+    __slots__ = ("hits", "max_bytes", "misses", "template", "too_large")
+
+    def __init__(self, max_bytes: int = 64 << 20) -> None:
+        self.max_bytes = max_bytes
+        self.template: TextTemplate | None = None
+        self.hits = 0
+        self.misses = 0
+        self.too_large = 0
+
+    def clear(self) -> None:
+        self.template = None
 
 
 def resolve_format(
@@ -43,19 +78,22 @@ def parse(
     content_type: str | None = None,
     limits: ParseLimits | None = None,
     semantics: bool = True,
+    cache: ParseCache | None = None,
 ) -> ParseResult:
     """Parse an exposition into families and diagnostics.
 
     ``format`` is ``"auto"`` (Content-Type, else sniffed from the content),
     ``"text"``, ``"openmetrics"`` or ``"protobuf"``. ``semantics=False`` skips
     the format-independent value rules (histogram buckets, duplicate series…),
-    leaving only what the parser itself finds.
+    leaving only what the parser itself finds. ``cache`` (one per source) makes a
+    text body shaped like the previous one cheap to read; the result is the same.
     """
     limits = limits or ParseLimits()
     fmt = resolve_format(data, format, content_type)
     sink = DiagnosticSink(limits.max_diagnostics)
     size = len(data) if isinstance(data, bytes) else len(data.encode("utf-8", "surrogatepass"))
     extra: dict[str, str] = {}
+    memo: SemanticsMemo | None = None
     if fmt is Format.PROTOBUF:
         from promscope.exposition.protobuf import parse_protobuf
 
@@ -70,14 +108,26 @@ def parse(
 
             families, lines = parse_openmetrics(text, sink, limits)
         else:
-            from promscope.exposition.text import parse_text
+            from promscope.exposition.text import parse_text, parse_text_cached
 
-            families, lines, version = parse_text(text, sink, limits)
+            if cache is None:
+                families, lines, version = parse_text(text, sink, limits)
+                template = None
+            else:
+                families, lines, version, template = parse_text_cached(text, sink, limits, cache)
             extra["version"] = version
+            if template is not None and semantics:
+                from promscope.exposition.semantics import SemanticsMemo
+
+                if template.semantics is None:
+                    template.semantics = SemanticsMemo()
+                memo = template.semantics
+    if cache is not None and fmt is not Format.TEXT:
+        cache.clear()
     if semantics:
         from promscope.exposition.semantics import check_semantics
 
-        check_semantics(families, fmt, sink)
+        check_semantics(families, fmt, sink, memo)
     diagnostics = tuple(sorted(sink.diagnostics, key=Diagnostic.sort_key))
     return ParseResult(
         families=tuple(families),

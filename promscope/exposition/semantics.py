@@ -47,9 +47,9 @@ from operator import attrgetter, eq, is_not, itemgetter, le, lt, ne, not_
 from promscope.codes import Code
 from promscope.exposition._diag import DiagnosticSink
 from promscope.exposition.render import canonical_number
-from promscope.model import Format, Labels, MetricFamily, MetricType, Sample, Severity
+from promscope.model import Diagnostic, Format, Labels, MetricFamily, MetricType, Sample, Severity
 
-__all__ = ["CODES", "EXEMPLAR_MAX_LABEL_RUNES", "check_semantics", "parse_number"]
+__all__ = ["CODES", "EXEMPLAR_MAX_LABEL_RUNES", "SemanticsMemo", "check_semantics", "parse_number"]
 
 _E = Severity.ERROR
 _W = Severity.WARNING
@@ -179,41 +179,123 @@ class _Context:
         self.sink.add(code, severity, line, 0, message, metric)
 
 
-def check_semantics(families: Iterable[MetricFamily], fmt: Format | str, sink: DiagnosticSink) -> None:
+class SemanticsMemo:
+    """What :func:`check_semantics` found on one shape of families, so the next families of that
+    shape are checked by their values alone.
+
+    The caller promises that every call with a memo passes families of the shape it was first
+    used with: the same families in the same order with the same name, type, help, unit and
+    line, whose samples have the same names, labels, line numbers, timestamps, exemplars and
+    native histograms; only sample values may differ. The text parser's
+    :class:`~promscope.exposition.text.TextTemplate` makes that promise for a repeated scrape.
+
+    Of the rules, those of every family (unit) and those across samples (duplicate series,
+    timestamp order, reserved label names, exemplar size) depend on the shape alone: their
+    diagnostics are kept per family and replayed. The type rules (counter, histogram, summary,
+    info, stateset) read values, so they run again, each on its fast path first, with the facts
+    about the family's shape (label orders) kept from the first call. The diagnostics come out in
+    the same order as from a full check. The memo holds one entry per family, no more than the
+    families themselves; it is kept only when every diagnostic of the recorded check fitted in
+    the sink.
+    """
+
+    __slots__ = ("entries", "fmt")
+
+    def __init__(self) -> None:
+        self.fmt: Format | None = None
+        self.entries: list[tuple[_Facts | None, list[Diagnostic]]] | None = None
+
+
+def check_semantics(
+    families: Iterable[MetricFamily],
+    fmt: Format | str,
+    sink: DiagnosticSink,
+    memo: SemanticsMemo | None = None,
+) -> None:
     """Report every value-level problem in ``families`` to ``sink``.
 
     ``fmt`` is the wire format the families came from; it decides severities
     (see the module docstring) and the rules that only one format has
     (canonical ``le`` values, ``_sum``/``_count`` pairing and the other
-    OpenMetrics-only MUSTs; protobuf's implicit ``+Inf`` bucket).
+    OpenMetrics-only MUSTs; protobuf's implicit ``+Inf`` bucket). ``memo``
+    (see :class:`SemanticsMemo`) is filled on its first use and makes later
+    checks of families of the same shape cheaper, with the same diagnostics.
     """
     fmt = Format(fmt)
     om = fmt is Format.OPENMETRICS
-    ctx = _Context(sink, fmt, om, _E if om else _W)
-    series = _Series()
     gc_was_enabled = gc.isenabled()
     gc.disable()  # nothing here forms cycles, and a collection would walk every sample
     try:
-        for family in families:
-            _check_metadata(family, ctx)
-            if not family.samples:
-                continue
-            facts = _Facts(family.samples)
-            fast = _FAST_RULES.get(family.type)
-            # The fast type rule reports nothing itself, and may prove facts the series rules use.
-            pending = None if fast is None else fast(family, facts, ctx)
-            if not _series_fast(family, facts, ctx, series):
-                _check_series(family, facts, ctx, series)
-            series.register(family, facts)
-            if pending is not None:
-                _report_non_canonical(pending, family, ctx)
-            else:
-                rule = _TYPE_RULES.get(family.type)
-                if rule is not None:
-                    rule(family, ctx)
+        if memo is None:
+            _check_all(families, _Context(sink, fmt, om, _E if om else _W), None)
+            return
+        families = list(families)
+        entries = memo.entries
+        if entries is not None and memo.fmt is fmt and len(entries) == len(families):
+            _check_values(families, entries, _Context(sink, fmt, om, _E if om else _W))
+            return
+        # Record: every diagnostic goes through a sink of the same limit first, so each
+        # family's share is known, then into ``sink`` in the same order.
+        recorder = DiagnosticSink(sink.limit)
+        recorded: list[tuple[_Facts | None, list[Diagnostic]]] = []
+        _check_all(families, _Context(recorder, fmt, om, _E if om else _W), recorded)
+        sink.extend(recorder.diagnostics)
+        sink.suppressed += recorder.suppressed
+        memo.fmt = fmt
+        memo.entries = recorded if not recorder.suppressed else None
     finally:
         if gc_was_enabled:
             gc.enable()
+
+
+def _check_all(
+    families: Iterable[MetricFamily],
+    ctx: _Context,
+    recorded: list[tuple[_Facts | None, list[Diagnostic]]] | None,
+) -> None:
+    series = _Series()
+    kept = ctx.sink.diagnostics
+    for family in families:
+        start = len(kept)
+        _check_metadata(family, ctx)
+        if not family.samples:
+            if recorded is not None:
+                recorded.append((None, kept[start:]))
+            continue
+        facts = _Facts(family.samples)
+        fast = _FAST_RULES.get(family.type)
+        # The fast type rule reports nothing itself, and may prove facts the series rules use.
+        pending = None if fast is None else fast(family, facts, ctx)
+        if not _series_fast(family, facts, ctx, series):
+            _check_series(family, facts, ctx, series)
+        series.register(family, facts)
+        if recorded is not None:
+            recorded.append((facts, kept[start:]))
+        _type_rules(family, facts, pending, ctx)
+
+
+def _check_values(
+    families: list[MetricFamily], entries: list[tuple[_Facts | None, list[Diagnostic]]], ctx: _Context
+) -> None:
+    """Families of a recorded shape: the shape's diagnostics replayed, the type rules run."""
+    extend = ctx.sink.extend
+    for family, (facts, shape_diagnostics) in zip(families, entries, strict=True):
+        if shape_diagnostics:
+            extend(shape_diagnostics)
+        if facts is None:
+            continue
+        facts = facts.with_samples(family.samples)
+        fast = _FAST_RULES.get(family.type)
+        _type_rules(family, facts, None if fast is None else fast(family, facts, ctx), ctx)
+
+
+def _type_rules(family: MetricFamily, facts: _Facts, pending: _Canonical | None, ctx: _Context) -> None:
+    if pending is not None:
+        _report_non_canonical(pending, family, ctx)
+    else:
+        rule = _TYPE_RULES.get(family.type)
+        if rule is not None:
+            rule(family, ctx)
 
 
 # --- rules every family gets -------------------------------------------------------------------------
@@ -284,6 +366,19 @@ class _Facts:
         """Whether any sample carries an exemplar."""
         self._order_of: dict[str, tuple[str, ...]] | None = None
         self._orders_known = False
+
+    def with_samples(self, samples: tuple[Sample, ...]) -> _Facts:
+        """These facts for samples of the same shape with other values (see :class:`SemanticsMemo`)."""
+        facts = _Facts.__new__(_Facts)
+        facts.samples = samples
+        facts.names = self.names
+        facts.labels = self.labels
+        facts.sample_names = self.sample_names
+        facts.exemplars = self.exemplars
+        facts.unique = self.unique
+        facts._order_of = self._order_of
+        facts._orders_known = self._orders_known
+        return facts
 
     @property
     def order_of(self) -> dict[str, tuple[str, ...]] | None:

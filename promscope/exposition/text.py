@@ -25,7 +25,9 @@ from __future__ import annotations
 import gc
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from operator import itemgetter
+from typing import TYPE_CHECKING
 
 from promscope.codes import Code
 from promscope.exposition import _decode
@@ -39,12 +41,17 @@ from promscope.exposition._lex import (
     SegmentCache,
     count_lines,
     new_sample,
+    new_samples,
     parse_go_float,
     unescape,
 )
-from promscope.model import Labels, MetricFamily, MetricType, Sample, Severity
+from promscope.model import Diagnostic, Labels, MetricFamily, MetricType, Sample, Severity
 
-__all__ = ["CODES", "parse_text"]
+if TYPE_CHECKING:
+    from promscope.exposition import ParseCache
+    from promscope.exposition.semantics import SemanticsMemo
+
+__all__ = ["CODES", "TextTemplate", "parse_text", "parse_text_cached"]
 
 SYNTAX = "PS-201"
 INVALID_METRIC_NAME = "PS-202"
@@ -149,6 +156,8 @@ class _TextParser:
         self.quoted = False
         self.samples = 0
         self.stopped = False
+        self.rejected: list[int] = []
+        """Lines that left the fast path (metadata, comments, careful samples): kept whole by a template."""
 
     # --- families ---------------------------------------------------------------------------
 
@@ -251,13 +260,7 @@ class _TextParser:
         by_sample_get = self.by_sample.get
         reject = self.reject
         limits = self.limits
-        # Lines at most this long cannot hold a label name/value over the limits nor too many labels.
-        roomy = min(
-            limits.max_line_length,
-            limits.max_label_name_length,
-            limits.max_label_value_length,
-            4 * limits.max_labels,
-        )
+        roomy = _roomy(limits)
         direct = limits.max_samples <= 0
         infinities = (_INF, _NINF)
         current: _Family | None = None
@@ -311,6 +314,7 @@ class _TextParser:
 
     def reject(self, text: str, start: int, lineno: int) -> int:
         """The line at ``start`` is not for the fast path; returns where the next line starts."""
+        self.rejected.append(lineno)
         end = text.find("\n", start)
         if end < 0:
             end = len(text)
@@ -711,6 +715,245 @@ def parse_text(text: str, sink: DiagnosticSink, limits: ParseLimits) -> tuple[li
     Returns ``(families, lines read, version)``; version is ``"1.0.0"`` when a
     quoted metric or label name was seen, else ``"0.0.4"``.
     """
+    return _parse(text, sink, limits)
+
+
+def parse_text_cached(
+    text: str, sink: DiagnosticSink, limits: ParseLimits, cache: ParseCache
+) -> tuple[list[MetricFamily], int, str, TextTemplate | None]:
+    """:func:`parse_text` for one source read again and again, with the same result.
+
+    A body shaped like the cache's template (see :class:`TextTemplate`) is read from it;
+    any other body is parsed in full and becomes the template. Also returns the template
+    the result matches (None when the body is too large to keep, or hit ``max_samples``).
+    """
+    template = cache.template
+    if template is not None:
+        reused = template.reuse(text, sink, limits)
+        if reused is not None:
+            cache.hits += 1
+            return reused, template.lines, template.version, template
+    cache.template = None
+    if len(text) > cache.max_bytes:
+        cache.too_large += 1
+        families, lines, version = _parse(text, sink, limits)
+        return families, lines, version, None
+    cache.misses += 1
+    # The parser reports into a sink of its own, replayed into ``sink`` with the same limit, so
+    # the template holds every diagnostic the body gave, whatever was in ``sink`` before.
+    recorder = DiagnosticSink(sink.limit)
+    parser = _TextParser(recorder, limits)
+    families, lines = parser.parse(text)
+    version = "1.0.0" if parser.quoted else "0.0.4"
+    sink.extend(recorder.diagnostics)
+    sink.suppressed += recorder.suppressed
+    if parser.stopped:
+        return families, lines, version, None
+    template = TextTemplate.build(parser, text, families, lines, version, recorder)
+    cache.template = template
+    return families, lines, version, template
+
+
+def _parse(text: str, sink: DiagnosticSink, limits: ParseLimits) -> tuple[list[MetricFamily], int, str]:
     parser = _TextParser(sink, limits)
     families, lines = parser.parse(text)
     return families, lines, "1.0.0" if parser.quoted else "0.0.4"
+
+
+# --- the scrape cache ----------------------------------------------------------------------------------
+
+_PLAIN_VALUE = frozenset("0123456789.eE+-")
+"""The characters of the fast path's first value form; other values are matched by :data:`_VALUE_TOKEN`."""
+_VALUE_TOKEN = re.compile(r"[-+0-9.eE]+|[-+]?(?i:inf(?:inity)?)|(?i:nan)")
+"""The value group of :data:`_FAST`."""
+
+_Picker = Callable[[Sequence[str]], tuple[str, ...]]
+
+
+def _picker(indexes: list[int]) -> _Picker:
+    """A function that picks ``indexes`` from a sequence, always as a tuple."""
+    if not indexes:
+        return lambda sequence: ()
+    if len(indexes) == 1:
+        (index,) = indexes
+        return lambda sequence: (sequence[index],)
+    return itemgetter(*indexes)
+
+
+class TextTemplate:
+    """The shape of a text exposition, so the next body of the same source is read without parsing.
+
+    Prometheus keeps a per-target scrape cache for the same reason: consecutive scrapes of a
+    target repeat the same lines with new values. The template splits the body's lines in two:
+
+    * **slots**: sample lines that took the fast path without a timestamp, ``<series> <value>``.
+      A new body matches a slot when the line starts with the same ``<series> `` and the rest is a
+      value the fast path takes (its value pattern, ``float``, Go's range, the line-length limit).
+    * **fixed** lines: everything else (HELP, TYPE, comments, blank lines, lines with a timestamp,
+      lines the careful path read or rejected), which must repeat exactly.
+
+    When the new body has the same number of lines, every fixed line equal and every slot
+    matched, the parser would make exactly the same decisions as for the body the template came
+    from: every line's effect on the parser's state (families, current family, TYPE and HELP
+    seen, interleaving) depends on its text up to the value, never on the value, and a fixed
+    line's text is the same. So the result is the same families with new values in the slot
+    samples, the same fixed samples (values are immutable, so they are shared), the same line
+    count and version, and the same diagnostics in the same order (kept whole and replayed into
+    the sink, which applies its own limit). Any other body is parsed in full, and becomes the
+    template. Memory is bounded by the body: one template per source, replaced on every change.
+    """
+
+    __slots__ = (
+        "count",
+        "cuts",
+        "diagnostics",
+        "families",
+        "fixed",
+        "fixed_lines",
+        "fixed_samples",
+        "heads",
+        "labels",
+        "limits",
+        "lines",
+        "max_head",
+        "names",
+        "numbers",
+        "roomy",
+        "semantics",
+        "slots",
+        "suppressed",
+        "version",
+    )
+
+    def __init__(self) -> None:
+        self.limits = ParseLimits()
+        self.roomy = 0
+        self.count = 0
+        """Pieces of ``text.split("\n")``."""
+        self.fixed: _Picker = _picker([])
+        self.fixed_lines: tuple[str, ...] = ()
+        self.slots: _Picker = _picker([])
+        self.heads: list[str] = []
+        """Each slot's ``<series> ``."""
+        self.cuts: list[slice] = []
+        """Where each slot's value starts."""
+        self.max_head = 0
+        self.names: list[str] = []
+        self.labels: list[Labels] = []
+        self.numbers: list[int] = []
+        """Each slot's line number."""
+        self.fixed_samples: list[Sample] = []
+        self.families: list[tuple[str, MetricType, str | None, int, slice | tuple[int, ...]]] = []
+        """``(name, type, help, line, members)``; members index the slot samples, then the fixed ones."""
+        self.diagnostics: list[Diagnostic] = []
+        self.suppressed = 0
+        self.lines = 0
+        self.version = "0.0.4"
+        self.semantics: SemanticsMemo | None = None
+        """What :func:`~promscope.exposition.semantics.check_semantics` remembers of these families."""
+
+    @classmethod
+    def build(
+        cls,
+        parser: _TextParser,
+        text: str,
+        families: list[MetricFamily],
+        lines: int,
+        version: str,
+        recorder: DiagnosticSink,
+    ) -> TextTemplate:
+        template = cls()
+        template.limits = parser.limits
+        template.roomy = _roomy(parser.limits)
+        pieces = text.split("\n")
+        template.count = len(pieces)
+        rejected = set(parser.rejected)
+        slot_indexes: list[int] = []
+        heads = template.heads
+        names = template.names
+        labels = template.labels
+        numbers = template.numbers
+        fixed_samples = template.fixed_samples
+        members_of: list[list[int]] = []
+        for family in families:
+            members: list[int] = []
+            for sample in family.samples:
+                line = sample.line
+                if sample.timestamp is None and line not in rejected:
+                    # The fast path read this line whole: ``<series> <value>``, no space in the value.
+                    members.append(len(names))
+                    slot_indexes.append(line - 1)
+                    heads.append(pieces[line - 1].rpartition(" ")[0] + " ")
+                    names.append(sample.name)
+                    labels.append(sample.labels)
+                    numbers.append(line)
+                else:
+                    members.append(~len(fixed_samples))
+                    fixed_samples.append(sample)
+            members_of.append(members)
+        slots = len(names)
+        for family, members in zip(families, members_of, strict=True):
+            positions = [m if m >= 0 else slots + ~m for m in members]
+            spec: slice | tuple[int, ...]
+            first = positions[0] if positions else 0
+            if positions == list(range(first, first + len(positions))):
+                spec = slice(first, first + len(positions))
+            else:
+                spec = tuple(positions)
+            template.families.append((family.name, family.type, family.help, family.line, spec))
+        slot_set = set(slot_indexes)
+        fixed_indexes = [i for i in range(len(pieces)) if i not in slot_set]
+        template.fixed = _picker(fixed_indexes)
+        template.fixed_lines = template.fixed(pieces)
+        template.slots = _picker(slot_indexes)
+        template.cuts = [slice(len(head), None) for head in heads]
+        template.max_head = max(map(len, heads), default=0)
+        template.diagnostics = recorder.diagnostics
+        template.suppressed = recorder.suppressed
+        template.lines = lines
+        template.version = version
+        return template
+
+    def reuse(self, text: str, sink: DiagnosticSink, limits: ParseLimits) -> list[MetricFamily] | None:
+        """The families of ``text`` when it matches this template (diagnostics into ``sink``), else None."""
+        if limits is not self.limits and limits != self.limits:
+            return None
+        pieces = text.split("\n")
+        if len(pieces) != self.count or self.fixed(pieces) != self.fixed_lines:
+            return None
+        lines = self.slots(pieces)
+        if not all(map(str.startswith, lines, self.heads)):
+            return None
+        tokens = list(map(str.__getitem__, lines, self.cuts))
+        if tokens:
+            if not all(map(_PLAIN_VALUE.issuperset, tokens)) and not all(map(_VALUE_TOKEN.fullmatch, tokens)):
+                return None
+            if self.max_head + max(map(len, tokens)) > self.roomy:
+                return None  # some line may be over a limit: let the parser decide
+        try:
+            values = list(map(float, tokens))
+        except ValueError:
+            return None
+        if _INF in values or _NINF in values:
+            for token, value in zip(tokens, values, strict=True):
+                if value in (_INF, _NINF) and parse_go_float(token)[0] is None:
+                    return None
+        pool = new_samples(self.names, self.labels, values, self.numbers)
+        pool.extend(self.fixed_samples)
+        families: list[MetricFamily] = []
+        for name, kind, help_text, line, spec in self.families:
+            members = tuple(pool[spec]) if isinstance(spec, slice) else tuple(map(pool.__getitem__, spec))
+            families.append(MetricFamily(name, kind, help_text, None, members, line))
+        sink.extend(self.diagnostics)
+        sink.suppressed += self.suppressed
+        return families
+
+
+def _roomy(limits: ParseLimits) -> int:
+    """Lines at most this long cannot hold a label name/value over the limits nor too many labels."""
+    return min(
+        limits.max_line_length,
+        limits.max_label_name_length,
+        limits.max_label_value_length,
+        4 * limits.max_labels,
+    )

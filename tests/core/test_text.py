@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 import pathlib
+import random
+import re
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from promscope.exposition import parse, text
+from promscope.exposition import ParseCache, parse, text
 from promscope.exposition._diag import DiagnosticSink, ParseLimits
 from promscope.model import MetricFamily, MetricType, ParseResult, Severity
 
@@ -350,3 +352,193 @@ DIFFERENCES = [
 def test_deliberate_differences_from_prometheus_client(why: str, body: str, code: str) -> None:
     assert list(text_string_to_metric_families(body))  # prometheus_client accepts it
     assert [c for _, _, c in found(body)] == [code], why
+
+
+# --- the scrape cache: a cached parse is the same as a full parse ------------------------------------
+
+CACHE_BASE = """# HELP http_requests_total Requests served.
+# TYPE http_requests_total counter
+http_requests_total{code="200",method="get"} 10
+http_requests_total{code="500",method="get"} 1
+# HELP latency_seconds Latency.
+# TYPE latency_seconds histogram
+latency_seconds_bucket{path="/",le="0.1"} 1
+latency_seconds_bucket{path="/",le="1"} 2
+latency_seconds_bucket{path="/",le="+Inf"} 3
+latency_seconds_sum{path="/"} 1.5
+latency_seconds_count{path="/"} 3
+# TYPE rpc_seconds summary
+rpc_seconds{quantile="0.5"} 0.2
+rpc_seconds{quantile="0.99"} 0.9
+rpc_seconds_sum 10
+rpc_seconds_count 20
+# HELP temperature Room temperature.
+# TYPE temperature gauge
+temperature{room="a"} 21.5
+temperature{room="b"} 19
+plain 1
+"""
+
+CACHE_TOKENS = (
+    ["0", "1", "2", "3", "10", "-1", "0.5", "1e3", "1.5E-3", ".5", "5.", "+5", "-0", "0042"] * 3
+    + ["NaN", "nan", "+Inf", "-Inf", "Inf", "Infinity", "-infinity"]
+    + ["1e999", "-1e999", "1_0", "0x1p3", "+nan", "1e", "..", "", "1x", "\u0663", "5\r", "1 2", "1\t"]
+    + ["12345678901234567890.25"]
+)
+"""Values: mostly good ones, some that Go's ParseFloat rejects or that need the careful path."""
+
+CACHE_HELP_TEXTS = ["New text.", "With \\\\ and \\n.", "", "A \\t tab."]
+
+CACHE_EXTRA_LINES = [
+    'new_series{x="1"} 5',
+    'http_requests_total{code="404",method="get"} 2',
+    'latency_seconds_bucket{path="/",le="0.5"} 1',
+    'latency_seconds_bucket{path="/x",le="+Inf"} 1',
+    "latency_seconds 4",
+    "# HELP temperature Another help.",
+    "# TYPE plain gauge",
+    "# TYPE latency_seconds_count counter",
+    "# HELP esc A \\q escape and a \\n newline.",
+    "bad line here",
+    'dup{x="1",x="2"} 1',
+    'esc{x="a\\qb"} 1',
+    '{"my.metric", x="1"} 1',
+    "ts_series 1 1700000000000",
+    "ts_series 2 -5",
+    "",
+    "# just a comment",
+    'temperature{room="a"} 3',
+    "  spaced   2",
+    "tabbed\t3",
+    'trailing{x="1",} 7',
+    'spaced_labels{ x = "1" } 7',
+    "rpc_seconds_count 4",
+    'rpc_seconds{quantile="2"} 1',
+    'plain{__reserved="x"} 1',
+]
+
+
+def _cache_view(result: ParseResult) -> object:
+    """Everything in a ParseResult, with values as repr so NaN equals NaN and -0.0 differs from 0.0."""
+    return (
+        [
+            (
+                f.name,
+                f.type,
+                f.help,
+                f.unit,
+                f.line,
+                [
+                    (s.name, s.labels, repr(s.value), s.timestamp, s.exemplar, s.line, s.native_histogram)
+                    for s in f.samples
+                ],
+            )
+            for f in result.families
+        ],
+        result.diagnostics,
+        result.format,
+        result.lines,
+        result.size,
+        result.suppressed,
+        result.extra,
+    )
+
+
+_SERIES_VALUE = re.compile(r"^(\S.*?[}\w\"]) (\S*)$")
+
+
+def _mutate(lines: list[str], rng: random.Random) -> list[str]:
+    """One step of a source's life: mostly new values, sometimes a change of shape."""
+    lines = list(lines)
+    sample_lines = [i for i, line in enumerate(lines) if line and not line.startswith("#")]
+    for index in rng.sample(sample_lines, k=min(len(sample_lines), rng.randint(0, 6))):
+        match = _SERIES_VALUE.match(lines[index])
+        if match:
+            token = rng.choice(CACHE_TOKENS) if rng.random() < 0.3 else str(rng.randint(0, 50) / 4)
+            lines[index] = f"{match.group(1)} {token}"
+    if rng.random() < 0.5:
+        return lines  # values only: the shape stays, so the next parse is read from the template
+    change = rng.randrange(9)
+    if change == 0 and lines:  # remove a line
+        del lines[rng.randrange(len(lines))]
+    elif change == 1:  # add a line
+        lines.insert(rng.randint(0, len(lines)), rng.choice(CACHE_EXTRA_LINES))
+    elif change == 2:  # reorder: move a family's block (from one comment line to the next) elsewhere
+        starts = [i for i, line in enumerate(lines) if line.startswith("# HELP") or line.startswith("# TYPE")]
+        if starts:
+            start = rng.choice(starts)
+            end = next((i for i in starts if i > start + 1), len(lines))
+            block = lines[start:end]
+            del lines[start:end]
+            position = rng.randint(0, len(lines))
+            lines[position:position] = block
+    elif change == 3 and sample_lines:  # a line becomes invalid (or odd)
+        index = rng.choice([i for i in range(len(lines)) if lines[i]] or [0])
+        line = lines[index]
+        where = rng.randint(0, len(line))
+        lines[index] = rng.choice(
+            [line[:where] + "!" + line[where:], line + " 1700000000000", line.replace("}", ""), line + " x"]
+        )
+    elif change == 4:  # HELP text changes
+        helps = [i for i, line in enumerate(lines) if line.startswith("# HELP")]
+        if helps:
+            index = rng.choice(helps)
+            name = lines[index].split(" ")[2]
+            lines[index] = f"# HELP {name} " + rng.choice(CACHE_HELP_TEXTS)
+    elif change == 5 and lines:  # swap two lines
+        a, b = rng.randrange(len(lines)), rng.randrange(len(lines))
+        lines[a], lines[b] = lines[b], lines[a]
+    elif change == 6 and sample_lines:  # duplicate a sample line
+        index = rng.choice(sample_lines)
+        lines.insert(index + 1, lines[index])
+    elif change == 7:  # the body ends without a newline, or with one again
+        if lines and lines[-1] == "":
+            lines.pop()
+        else:
+            lines.append("")
+    elif change == 8 and sample_lines:  # CRLF on one line
+        index = rng.choice(sample_lines)
+        lines[index] = lines[index] + "\r"
+    return lines
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_cached_parse_equals_full_parse_over_a_changing_source(seed: int) -> None:
+    rng = random.Random(seed)
+    lines = CACHE_BASE.split("\n")
+    caches = {
+        limits: ParseCache()
+        for limits in (ParseLimits(), ParseLimits(max_diagnostics=3), ParseLimits(max_line_length=40))
+    }
+    for _ in range(60):
+        lines = _mutate(lines, rng)
+        body = "\n".join(lines).encode()
+        for limits, cache in caches.items():
+            cached = parse(body, "text", limits=limits, cache=cache)
+            full = parse(body, "text", limits=limits)
+            assert _cache_view(cached) == _cache_view(full), body.decode()
+    assert all(cache.hits and cache.misses for cache in caches.values())
+
+
+def test_cache_reads_a_repeated_shape_from_its_template() -> None:
+    cache = ParseCache()
+    first = parse(b"# TYPE a_total counter\na_total 1\nb 2 1700000000000\n", "text", cache=cache)
+    second = parse(b"# TYPE a_total counter\na_total -3\nb 2 1700000000000\n", "text", cache=cache)
+    assert (cache.hits, cache.misses) == (1, 1)
+    assert [s.value for f in second.families for s in f.samples] == [-3.0, 2.0]
+    assert second.families[1].samples[0] is first.families[1].samples[0]  # a fixed line's sample is shared
+    assert [d.code for d in second.diagnostics] == ["SEM-030"]  # the type rules see the new values
+    parse(b"# TYPE a_total counter\na_total 1\nb 3 1700000000000\n", "text", cache=cache)  # fixed line
+    parse(b"# TYPE a_total counter\na_total 1e999\nb 3 1700000000000\n", "text", cache=cache)  # range
+    assert (cache.hits, cache.misses) == (1, 3)
+
+
+def test_cache_skips_bodies_over_its_size_and_other_formats() -> None:
+    cache = ParseCache(max_bytes=10)
+    parse(b"a_long_metric_name 1\n", "text", cache=cache)
+    assert (cache.too_large, cache.template) == (1, None)
+    cache = ParseCache()
+    parse(b"a 1\n", "text", cache=cache)
+    assert cache.template is not None
+    parse(b"# TYPE a gauge\na 1\n# EOF\n", "openmetrics", cache=cache)
+    assert cache.template is None
