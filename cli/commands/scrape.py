@@ -1,5 +1,11 @@
 """``promscope scrape URL``: scrape a target once, the way Prometheus 3 would, and show what came back.
 
+With ``--interval`` (or ``--count``, ``--duration``, ``--record``, several URLs,
+or a target source such as ``--prometheus-config``) the command runs live
+instead: :mod:`cli.commands.scrape_live` scrapes every target each interval
+with the engine's ScrapeManager and prints one line (or JSON object, schema
+``promscope.scrape.live/v1``) per scrape, then a health summary.
+
 The command builds a :class:`promscope.scrape.Target` from the flags, asks
 the engine to scrape it (:func:`promscope.scrape.scrape_sync`), filters the
 families with ``--match`` selectors, and prints one of four outputs:
@@ -148,7 +154,20 @@ def _duration_option(ctx: click.Context, param: click.Parameter, value: str | fl
         raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
 
 
-_HELP = """Scrape URL once, the way a Prometheus 3 server would, and show what came back.
+def _optional_duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    if value is None:
+        return None
+    return _duration_option(ctx, param, value)
+
+
+def _record_option(function: Any) -> Any:
+    from cli.commands.replay import record_option
+
+    return record_option(function)
+
+
+_HELP = """Scrape URL once, the way a Prometheus 3 server would, and show what came back;
+or, with --interval, scrape targets until stopped and print every scrape.
 
 The request carries Prometheus 3's Accept header (or --accept), Accept-Encoding
 gzip, its User-Agent-style headers and X-Prometheus-Scrape-Timeout-Seconds.
@@ -161,29 +180,139 @@ and every problem in the exposition.
 openmetrics, text, protobuf, or a raw Accept header value.
 
 \b
+Live mode (--interval, --count, --duration, --record, several URLs, or a
+target source: --config, --prometheus-config, --file-sd, --dns-srv,
+--prometheus-url; with no URL at all, the [[targets]] of promscope.toml):
+one never-overlapping loop per target, one line per scrape (time,
+job/instance, up, duration, samples, series added, body size, the failure
+and its class), -o json for JSON Lines. Ctrl-C, SIGTERM, --count or
+--duration stop it and print each target's health: up ratio, scrapes,
+failures by class, missed intervals, last error. Request flags (auth, TLS,
+headers, --accept, limits) apply to URL, --file-sd and --dns-srv targets.
+
+\b
 Examples:
   promscope scrape http://localhost:9100/metrics
   promscope scrape localhost:9100/metrics --diag
   promscope scrape https://app:8443/metrics --ca-file ca.pem --bearer-token-file token
   promscope scrape http://localhost:9090/metrics --match 'prometheus_http_*{code=~"5.."}'
   promscope scrape http://localhost:9100/metrics -o json | jq .up
+  promscope scrape localhost:9100/metrics localhost:8080/metrics --interval 5s
+  promscope scrape --prometheus-config prometheus.yml --interval 15s --record incident.psession
+  promscope scrape --file-sd 'targets/*.json' --job node --duration 10m -o json
+  promscope scrape --dns-srv _metrics._tcp.example.org --job app --interval 30s
+  promscope scrape --prometheus-url http://prometheus:9090 --interval 1m
 
 \b
-Exit codes:
+Exit codes (one scrape):
   0  up would be 1, nothing at or above --fail-on
   1  up would be 0, or diagnostics at or above --fail-on
   2  usage or configuration error
   3  the target could not be reached (no HTTP response)
+Exit codes (live mode):
+  0  stopped (Ctrl-C, SIGTERM, --count, --duration), some scrape succeeded
+  2  usage or configuration error
+  3  no target could be scraped at all; the --record file cannot be created
 """
 
 
 @click.command(
     "scrape",
     help=_HELP,
-    short_help="Scrape a target once and show what came back.",
+    short_help="Scrape a target once, or targets every interval, and show what came back.",
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
-@click.argument("url")
+@click.argument("urls", metavar="[URL]...", nargs=-1)
+@click.option(
+    "--interval",
+    metavar="DURATION",
+    callback=_optional_duration,
+    help="Live mode: scrape every DURATION (5s, 500ms, 1m) until stopped; overrides the intervals of "
+    "configured targets.",
+)
+@click.option(
+    "--count",
+    type=click.IntRange(min=1),
+    help="Live mode: stop after N scrapes (all targets together).",
+)
+@click.option(
+    "--duration",
+    metavar="DURATION",
+    callback=_optional_duration,
+    help="Live mode: stop after DURATION (30s, 5m).",
+)
+@click.option(
+    "--config",
+    "config_file",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="Live mode: promscope.toml to read [scrape] and [[targets]] from (default: the one found from "
+    "the working directory; its targets are scraped when no target is given).",
+)
+@click.option(
+    "--prometheus-config",
+    "prometheus_configs",
+    multiple=True,
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="Live mode: scrape what this Prometheus config's scrape_configs name (static and file_sd, "
+    "re-read when the files change); repeat.",
+)
+@click.option(
+    "--file-sd",
+    "file_sd",
+    multiple=True,
+    metavar="FILE",
+    help="Live mode: Prometheus file_sd file (.json, .yml, .yaml; a glob in the file name), re-read "
+    "when it changes; repeat.",
+)
+@click.option(
+    "--dns-srv",
+    "dns_srv",
+    multiple=True,
+    metavar="NAME",
+    help="Live mode: scrape the targets of this DNS SRV record (e.g. _metrics._tcp.example.org); repeat.",
+)
+@click.option(
+    "--prometheus-url",
+    "prometheus_urls",
+    multiple=True,
+    metavar="URL",
+    help="Live mode: scrape what the Prometheus server at URL scrapes (its /api/v1/targets); repeat.",
+)
+@click.option(
+    "--job",
+    default=None,
+    metavar="NAME",
+    help="Live mode: job label of URL, --file-sd and --dns-srv targets.  [default: promscope]",
+)
+@click.option(
+    "--scheme",
+    type=click.Choice(["http", "https"]),
+    default=None,
+    help="Live mode: scheme for --file-sd and --dns-srv addresses.  [default: http]",
+)
+@click.option(
+    "--metrics-path",
+    metavar="PATH",
+    default=None,
+    help="Live mode: path for --file-sd and --dns-srv addresses.  [default: /metrics]",
+)
+@click.option(
+    "--sample-limit",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Live mode: refuse a scrape with more samples (as Prometheus's sample_limit; 0: none).",
+)
+@click.option(
+    "--jitter/--no-jitter",
+    default=True,
+    show_default=True,
+    help="Live mode: spread first scrapes over the interval as Prometheus does (--no-jitter: at once).",
+)
+@click.option(
+    "--verbose", "-v", is_flag=True, help="Live mode: every diagnostic and the URL under each line."
+)
 @click.option(
     "--accept", default="prometheus3", show_default=True, help="Accept header: a name or a raw value."
 )
@@ -280,10 +409,25 @@ Exit codes:
     show_default=True,
     help="Colour table output.",
 )
+@_record_option
 @click.pass_context
 def scrape(
     ctx: click.Context,
-    url: str,
+    urls: tuple[str, ...],
+    interval: float | None,
+    count: int | None,
+    duration: float | None,
+    config_file: str | None,
+    prometheus_configs: tuple[str, ...],
+    file_sd: tuple[str, ...],
+    dns_srv: tuple[str, ...],
+    prometheus_urls: tuple[str, ...],
+    job: str | None,
+    scheme: str | None,
+    metrics_path: str | None,
+    sample_limit: int | None,
+    jitter: bool,
+    verbose: bool,
     accept: str,
     compression: bool,
     timeout: float,
@@ -307,9 +451,38 @@ def scrape(
     diag: bool,
     fail_on: str,
     color: str,
+    record: str | None = None,
 ) -> None:
     from promscope.errors import PromscopeError
 
+    live_flags = {
+        "--interval": interval is not None,
+        "--count": count is not None,
+        "--duration": duration is not None,
+        "--config": config_file is not None,
+        "--prometheus-config": bool(prometheus_configs),
+        "--file-sd": bool(file_sd),
+        "--dns-srv": bool(dns_srv),
+        "--prometheus-url": bool(prometheus_urls),
+        "--record": record is not None,
+    }
+    if any(live_flags.values()) or len(urls) != 1:
+        from cli.commands.scrape_live import run_live_command
+
+        run_live_command(ctx, ctx.params)
+        return
+    live_only = {
+        "--job": job is not None,
+        "--scheme": scheme is not None,
+        "--metrics-path": metrics_path is not None,
+        "--sample-limit": sample_limit is not None,
+        "--no-jitter": not jitter,
+        "--verbose": verbose,
+    }
+    for flag, given in live_only.items():
+        if given:
+            raise click.UsageError(f"{flag} applies to live mode: add --interval DURATION", ctx)
+    url = urls[0]
     try:
         target = _build_target(
             url,
@@ -397,12 +570,62 @@ def _build_target(
     insecure: bool,
     fallback_protocol: str | None,
 ) -> Target:
+    from promscope.scrape import Target
+
+    settings = request_settings(
+        accept=accept,
+        compression=compression,
+        follow_redirects=follow_redirects,
+        basic_auth=basic_auth,
+        username=username,
+        password_file=password_file,
+        bearer_token=bearer_token,
+        bearer_token_file=bearer_token_file,
+        headers=headers,
+        ca_file=ca_file,
+        cert_file=cert_file,
+        key_file=key_file,
+        server_name=server_name,
+        insecure=insecure,
+        fallback_protocol=fallback_protocol,
+    )
+    target = Target(normalize_url(url), timeout=timeout, body_size_limit=body_size_limit, **settings)
+    if target.is_https and not target.tls.is_default:
+        target.tls.ssl_context()  # a missing CA or key file is a usage error, reported before any request
+    target.read_bearer_token()
+    return target
+
+
+def normalize_url(url: str) -> str:
+    """``localhost:9100/metrics`` -> ``http://localhost:9100/metrics``, as Prometheus targets are written."""
+    return url if "://" in url else f"http://{url}"
+
+
+def request_settings(
+    *,
+    accept: str,
+    compression: bool,
+    follow_redirects: bool,
+    basic_auth: str | None,
+    username: str | None,
+    password_file: str | None,
+    bearer_token: str | None,
+    bearer_token_file: str | None,
+    headers: Sequence[str],
+    ca_file: str | None,
+    cert_file: str | None,
+    key_file: str | None,
+    server_name: str | None,
+    insecure: bool,
+    fallback_protocol: str | None,
+    **_: Any,
+) -> dict[str, Any]:
+    """The request flags as keyword arguments of :class:`~promscope.scrape.Target` (and of
+    :class:`~promscope.scrape.ScrapeConfig`, which names them the same). Raises ConfigError."""
     from promscope.errors import ConfigError
     from promscope.exposition.negotiate import ScrapeProtocol, accept_for
-    from promscope.scrape import BasicAuth, Target, TLSConfig
+    from promscope.scrape import BasicAuth, TLSConfig
 
-    if "://" not in url:
-        url = f"http://{url}"  # `promscope scrape localhost:9100/metrics`, as Prometheus targets are written
     try:
         accept_header = accept_for(accept)
     except ValueError as exc:
@@ -441,24 +664,17 @@ def _build_target(
         insecure_skip_verify=insecure,
         server_name=server_name,
     )
-    target = Target(
-        url,
-        accept=accept_header,
-        timeout=timeout,
-        body_size_limit=body_size_limit,
-        compression=compression,
-        follow_redirects=follow_redirects,
-        basic_auth=auth,
-        bearer_token=bearer_token,
-        bearer_token_file=bearer_token_file,
-        headers=tuple(pairs),
-        tls=tls,
-        fallback_protocol=ScrapeProtocol(fallback_protocol) if fallback_protocol else None,
-    )
-    if target.is_https and not tls.is_default:
-        tls.ssl_context()  # a missing CA or key file is a usage error, reported before any request
-    target.read_bearer_token()
-    return target
+    return {
+        "accept": accept_header,
+        "compression": compression,
+        "follow_redirects": follow_redirects,
+        "basic_auth": auth,
+        "bearer_token": bearer_token,
+        "bearer_token_file": bearer_token_file,
+        "headers": tuple(pairs),
+        "tls": tls,
+        "fallback_protocol": ScrapeProtocol(fallback_protocol) if fallback_protocol else None,
+    }
 
 
 def _parse_selectors(matches: Iterable[str]) -> list[Selector]:
