@@ -11,9 +11,11 @@ Three modes, one verb:
     For CI: fails (exit 1) when metric names, types, units or label names
     differ from the baseline, or series grow by more than
     ``--max-series-growth`` percent in one family or in total.
-``promscope diff URL --interval 10s [--count N]``
+``promscope diff URL --interval 10s [--count N] [--record FILE]``
     Scrapes URL every interval and prints, per round, the series that
     appeared, vanished or changed, and counter rates (reset-aware).
+    ``--record FILE`` writes every scrape to a session file
+    (``promscope replay FILE``), as the live ``scrape`` does.
 
 The engine does the work (:mod:`promscope.diff`); this module reads inputs
 and prints. ``--output json`` prints ``promscope.diff/v1``,
@@ -59,7 +61,8 @@ than --max-series-growth percent in one family or in total.
 
 \b
 --interval scrapes one URL repeatedly and reports, per round, the series
-that appeared, vanished or changed, with counter rates (reset-aware).
+that appeared, vanished or changed, with counter rates (reset-aware);
+--record FILE also writes every scrape to a session (promscope replay FILE).
 
 \b
 Examples:
@@ -67,6 +70,7 @@ Examples:
   promscope diff http://old:9100/metrics http://new:9100/metrics -o json
   promscope diff --baseline metrics.baseline.prom http://localhost:8080/metrics
   promscope diff http://localhost:9100/metrics --interval 10s --count 6
+  promscope diff http://localhost:9100/metrics --interval 10s --record watch.psession
 
 \b
 Exit codes:
@@ -150,6 +154,12 @@ def _warn_errors(loaded: Loaded, err: IO[str]) -> None:
         )
 
 
+def _record_option(function: Any) -> Any:
+    from cli.commands.replay import record_option
+
+    return record_option(function)
+
+
 def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
     if value is None:
         return None
@@ -217,6 +227,7 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     show_default=True,
     help="Colour text output.",
 )
+@_record_option
 @click.pass_context
 def diff(
     ctx: click.Context,
@@ -230,6 +241,7 @@ def diff(
     examples: int,
     output: str,
     color: str,
+    record: str | None = None,
 ) -> None:
     out, err = sys.stdout, sys.stderr
     style = Styler(output == "text" and wants_color(color, out))
@@ -238,11 +250,21 @@ def diff(
             raise click.UsageError("--interval takes exactly one URL (and no --baseline)", ctx)
         target = _build_target(inputs[0], timeout)
         code = _run_interval(
-            target, interval, count, output=output, examples=examples, out=out, err=err, style=style
+            target,
+            interval,
+            count,
+            output=output,
+            examples=examples,
+            out=out,
+            err=err,
+            style=style,
+            record=record,
         )
         ctx.exit(code)
     if count is not None:
         raise click.UsageError("--count goes with --interval", ctx)
+    if record is not None:
+        raise click.UsageError("--record goes with --interval (it records every scrape)", ctx)
     if baseline is not None:
         if len(inputs) != 1:
             raise click.UsageError("--baseline FILE compares one CURRENT input (a URL or file)", ctx)
@@ -470,18 +492,32 @@ def _run_interval(
     out: IO[str],
     err: IO[str],
     style: Styler,
+    record: str | None = None,
 ) -> ExitCode:
     import asyncio
 
+    from cli.commands.replay import recording
     from promscope.diff import FetchResult, watch
+    from promscope.errors import PromscopeError
     from promscope.scrape import fetch, make_client
+    from promscope.scrape.observe import ScrapeObserver
+    from promscope.scrape.targets import targets_from_urls
+
+    # --record writes each round as the scrape loop would: an Observation with the target labels
+    # (job "promscope", instance host:port), the up/scrape_* series and the diagnostics.
+    observer = ScrapeObserver(
+        targets_from_urls([target.url], interval=interval, timeout=min(target.timeout, interval))[0]
+    )
 
     async def run() -> tuple[int, int]:
         rounds = failures = 0
-        async with make_client(target) as client:
+        async with recording(record, verb="diff") as recorder, make_client(target) as client:
 
             async def fetch_once() -> FetchResult:
+                when = time.time()
                 result = await fetch(target, client=client)
+                if recorder is not None:
+                    recorder(observer.observe(result, when))
                 if result.parse is None or (
                     result.error is not None and result.error.kind.value not in ("parse", "content_type")
                 ):
@@ -500,7 +536,11 @@ def _run_interval(
                 out.flush()
         return rounds, failures
 
-    rounds, failures = asyncio.run(run())
+    try:
+        rounds, failures = asyncio.run(run())
+    except PromscopeError as exc:  # the --record file cannot be created
+        print_error(exc.message, hint=exc.hint, stream=err)
+        return ExitCode.UNREADABLE
     if rounds and failures == rounds:
         print_error(f"{target.url}: every round failed", stream=err)
         return ExitCode.UNREADABLE
