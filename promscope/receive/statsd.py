@@ -18,6 +18,13 @@ reader thread, see :mod:`promscope.receive.udp`), parses every line exactly as s
   ``illegal_event`` (or ``malformed_value`` when the member is not a number). That is the default
   here too (``sets="refuse"``); ``sets="gauge"`` instead keeps a gauge of distinct members.
 
+Listeners and security: UDP and unixgram take datagrams from anyone who can reach the socket;
+neither can carry TLS, so they stay plaintext and unauthenticated (keep them on 127.0.0.1 or a
+socket path only the senders can reach). The TCP listener can speak TLS only (``tls=ServerTLS(cert,
+key, client_ca)``); with a client CA, a client certificate signed by it is required, which is the
+authentication a line protocol can have. A failed or timed-out handshake is counted and shown
+(``SD-162``) against the peer that tried.
+
 Every refused line is counted under statsd_exporter's reason name (``malformed_line``,
 ``mixed_tagging_styles``, ``not_enough_parts_after_colon``, ``invalid_extended_aggregate_type``,
 ``malformed_component``, ``malformed_value``, ``invalid_sample_factor``,
@@ -65,6 +72,7 @@ import math
 import os
 import re
 import socket
+import ssl
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -77,6 +85,7 @@ from promscope.errors import ListenError
 from promscope.exposition.render import canonical_number
 from promscope.model import Diagnostic, Labels, MetricFamily, MetricType, Sample, Severity
 from promscope.observation import Observation, ObservationKind, ObservationSink, Outcome, Transport
+from promscope.receive.http import ServerTLS, build_ssl_context
 from promscope.receive.statsd_mapping import (
     DEFAULT_QUANTILES,
     Action,
@@ -152,6 +161,10 @@ CODES: dict[str, Code] = {
     "SD-152": Code(Severity.ERROR, "a malformed DogStatsD event or service check"),
     "SD-160": Code(Severity.ERROR, "the series limit is reached: a new series is refused"),
     "SD-161": Code(Severity.ERROR, "a TCP line longer than the limit: the connection is closed"),
+    "SD-162": Code(
+        Severity.ERROR,
+        "a TCP connection that did not complete the TLS handshake (no or a bad client certificate)",
+    ),
 }
 
 REASONS: dict[str, str] = {
@@ -734,6 +747,8 @@ class StatsdLimits:
     max_line_bytes: int = 4096
     """TCP: statsd_exporter's bufio reader holds 4096 bytes; a longer line closes the connection there."""
     tcp_idle_timeout: float = 60.0
+    tls_handshake_timeout: float = 10.0
+    """TCP with TLS: the handshake must be done within this (a silent client is closed, counted)."""
     max_tcp_connections: int = 256
     max_senders: int = 10_000
     """Senders tracked for observation batching; the rest share one bucket (``other``)."""
@@ -755,7 +770,7 @@ class StatsdStats:
     """Counters since start, named after statsd_exporter's own metrics where it has one."""
 
     packets: dict[str, int]
-    """Datagrams by transport (``udp``, ``unixgram``) and TCP read batches (``tcp``)."""
+    """Datagrams by transport (``udp``, ``unixgram``) and TCP read batches (``tcp``, ``tls``)."""
     bytes: int
     lines: int
     samples: int
@@ -785,6 +800,8 @@ class StatsdStats:
     sink_errors: int
     reader_paused: int
     cache_resets: int
+    tls_handshake_failures: int = 0
+    """TCP connections closed because the TLS handshake failed or timed out (SD-162)."""
 
     @property
     def refused(self) -> int:
@@ -891,6 +908,15 @@ class StatsdReceiver:
     Addresses are ``host:port`` (``None`` disables a listener); ``unixgram`` is a socket path.
     ``start()`` binds (raising :class:`~promscope.errors.ListenError`), ``stop()`` closes and
     delivers what was read. :meth:`feed` processes one datagram directly (tests, replays).
+
+    ``tls`` (a :class:`~promscope.receive.http.ServerTLS`) makes the TCP listener speak TLS only:
+    every connection must complete a handshake within ``limits.tls_handshake_timeout``, and with a
+    ``client_ca_file`` present a client certificate signed by that CA (the one authentication a
+    line protocol can carry; there is no equivalent of basic or bearer auth). A failed or
+    timed-out handshake closes the connection, is counted and becomes a rejected Observation
+    (``SD-162``) naming the peer. UDP and unixgram cannot carry TLS: they stay plaintext and
+    unauthenticated whatever ``tls`` says (bind them to 127.0.0.1 or a socket path only the
+    senders can reach, or turn them off with ``udp=None``/``unixgram=None``).
     """
 
     def __init__(
@@ -899,6 +925,7 @@ class StatsdReceiver:
         udp: str | None = "127.0.0.1:9125",
         tcp: str | None = "127.0.0.1:9125",
         unixgram: str | None = None,
+        tls: ServerTLS | None = None,
         mapping: MappingConfig | None = None,
         sink: ObservationSink | None = None,
         limits: StatsdLimits = StatsdLimits(),
@@ -914,6 +941,7 @@ class StatsdReceiver:
         self.udp_address = udp
         self.tcp_address = tcp
         self.unixgram_path = unixgram
+        self.tls = tls
         self.mapping = mapping or MappingConfig()
         self.sink = sink
         self.limits = limits
@@ -954,6 +982,8 @@ class StatsdReceiver:
         self._tcp_refused = 0
         self._tcp_too_long = 0
         self._tcp_timeouts = 0
+        self._tls_failures = 0
+        self._tls_context: ssl.SSLContext | None = None
         self._observations = 0
         self._coalesced = 0
         self._sink_errors = 0
@@ -986,6 +1016,8 @@ class StatsdReceiver:
                 self._unix_socket, _ = open_unixgram_socket(self.unixgram_path, self.limits.receive_buffer)
                 self._readers.append(self._reader(self._unix_socket, loop, "unixgram"))
             if self.tcp_address:
+                if self.tls is not None:  # ConfigError (before binding) when a file cannot be loaded
+                    self._tls_context = build_ssl_context(self.tls)
                 listener = open_tcp_listener(self.tcp_address)
                 self._tcp_server = await asyncio.start_server(self._tcp_client, sock=listener)
         except BaseException:
@@ -1073,7 +1105,11 @@ class StatsdReceiver:
         senders = self._senders
         if len(senders) >= self.limits.max_senders:
             return self._overflow_sender
-        if isinstance(address, tuple) and len(address) == 2 and address[0] in ("tcp", "udp", "unixgram"):
+        if (
+            isinstance(address, tuple)
+            and len(address) == 2
+            and address[0] in ("tcp", "tls", "udp", "unixgram")
+        ):
             shown = str(address[1])
         elif protocol == "unixgram" and not address:
             shown = f"unixgram:{self.unixgram_path}"
@@ -1834,6 +1870,7 @@ class StatsdReceiver:
             sink_errors=self._sink_errors,
             reader_paused=sum(reader.paused for reader in self._readers),
             cache_resets=self._cache_resets,
+            tls_handshake_failures=self._tls_failures,
         )
 
     def own_families(self) -> list[MetricFamily]:
@@ -1908,6 +1945,14 @@ class StatsdReceiver:
                 stats.tcp_too_long,
             ),
         ]
+        if self.tls is not None:
+            out.append(
+                counter(
+                    "promscope_statsd_tls_handshake_failures_total",
+                    "TCP connections closed because the TLS handshake failed or timed out.",
+                    stats.tls_handshake_failures,
+                )
+            )
         if stats.kernel_drops is not None:
             out.append(
                 counter(
@@ -1991,10 +2036,28 @@ class StatsdReceiver:
         if task is not None:
             self._tcp_tasks.add(task)
         self._tcp_connections += 1
-        key = ("tcp", peer)
+        context = self._tls_context
+        key = ("tls" if context is not None else "tcp", peer)
         limit = self.limits.max_line_bytes
         pending = b""
         try:
+            if context is not None:
+                # Nothing may suspend before start_tls pauses reading (so no wait_for, which would
+                # start it in a task of its own): the client's first bytes belong to the handshake,
+                # and the StreamReader would otherwise take them as plaintext.
+                protocol = getattr(writer, "_protocol", None)
+                if hasattr(protocol, "_over_ssl"):
+                    # CPython marks the stream as TLS only once the handshake is done; a client that
+                    # sends and closes at once would make asyncio log a warning per connection.
+                    setattr(protocol, "_over_ssl", True)  # noqa: B010
+                try:
+                    await writer.start_tls(context, ssl_handshake_timeout=self.limits.tls_handshake_timeout)
+                except (ssl.SSLError, ConnectionError, OSError) as error:
+                    self._tls_refused(key, error)
+                    return
+                if writer.transport is None:  # gone before the handshake completed
+                    self._tls_refused(key, ConnectionResetError("closed during the TLS handshake"))
+                    return
             while True:
                 try:
                     chunk = await asyncio.wait_for(reader.read(65536), self.limits.tcp_idle_timeout)
@@ -2034,7 +2097,33 @@ class StatsdReceiver:
                 await writer.wait_closed()
 
     def _tcp_batch(self, data: bytes, key: tuple[str, str]) -> None:
-        self._datagram(data, key, "tcp", self._monotonic())
+        self._datagram(data, key, key[0], self._monotonic())
+
+    def _tls_refused(self, key: tuple[str, str], error: BaseException) -> None:
+        """A connection that did not complete the TLS handshake: counted, and shown against its peer."""
+        self._tls_failures += 1
+        if isinstance(error, ConnectionAbortedError) and "taking longer" in str(error):
+            reason = f"no TLS handshake within {self.limits.tls_handshake_timeout:g}s"
+        else:
+            reason = f"TLS handshake failed: {getattr(error, 'reason', None) or error}"
+        diagnostic = Diagnostic("SD-162", Severity.ERROR, 0, 0, f"{reason}; connection closed")
+        self.recent.append((self._clock(), key[1], "", diagnostic))
+        if self.sink is None:
+            return
+        observation = Observation(
+            kind=ObservationKind.STATSD,
+            source=key[1],
+            time=self._clock(),
+            outcome=Outcome.REJECTED,
+            transport=Transport(protocol="tls", sender=key[1], extra=MappingProxyType({"refused": "tls"})),
+            diagnostics=(diagnostic,),
+            message=reason,
+        )
+        self._observations += 1
+        try:
+            self.sink(observation)
+        except Exception:  # the sink's bug: count it, keep receiving
+            self._sink_errors += 1
 
     def _tcp_line_too_long(self, key: tuple[str, str], line: bytes) -> None:
         self._tcp_too_long += 1
@@ -2156,6 +2245,7 @@ _OWN_NAMES = frozenset(
         "promscope_statsd_series",
         "promscope_statsd_tcp_connections_total",
         "promscope_statsd_tcp_too_long_lines_total",
+        "promscope_statsd_tls_handshake_failures_total",
         "promscope_statsd_udp_kernel_drops_total",
         "promscope_statsd_udp_receive_buffer_bytes",
     }

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
+import ssl
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from promscope.errors import ListenError
+from promscope.errors import ConfigError, ListenError
+from promscope.receive.http import ServerTLS
 from promscope.observation import Observation
 from promscope.receive.statsd import StatsdLimits, StatsdReceiver
 from promscope.receive.udp import parse_host_port, udp_kernel_drops
@@ -164,3 +168,95 @@ def test_kernel_drops_are_read_for_the_socket() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", 0))
         assert udp_kernel_drops(sock) == 0
+
+
+# --- TLS on the TCP listener -------------------------------------------------------------------------
+
+
+def _client_context(tls_files: Any, *, cert: bool) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(tls_files.ca_cert))
+    if cert:
+        context.load_cert_chain(str(tls_files.client_cert), str(tls_files.client_key))
+    return context
+
+
+async def _send_tls(port: int, context: ssl.SSLContext, data: bytes) -> None:
+    """Connect with TLS, send, close; a server that refuses the handshake may cut this short."""
+    with contextlib.suppress(ssl.SSLError, ConnectionError, OSError):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context)
+        writer.write(data)
+        await writer.drain()
+        writer.close()
+        with contextlib.suppress(ssl.SSLError, ConnectionError, OSError):
+            await writer.wait_closed()
+
+
+def test_tcp_with_tls_and_a_client_ca_takes_only_certified_clients(tls_files: Any) -> None:
+    async def main() -> None:
+        seen: list[Observation] = []
+        tls = ServerTLS(str(tls_files.server_cert), str(tls_files.server_key), str(tls_files.ca_cert))
+        limits = StatsdLimits(tls_handshake_timeout=0.3)
+        async with StatsdReceiver(udp=None, tcp="127.0.0.1:0", tls=tls, limits=limits, sink=seen.append) as r:
+            port = r.tcp_port
+            assert port
+            await _send_tls(
+                port, _client_context(tls_files, cert=True), b"secure.hits:2|c\nsecure.temp:7|g\n"
+            )
+            await until(lambda: value(r, "secure_temp") == 7.0)
+            assert value(r, "secure_hits") == 2.0
+            # no client certificate: the handshake fails, nothing is stored
+            await _send_tls(port, _client_context(tls_files, cert=False), b"nocert.hits:1|c\n")
+            await until(lambda: r.stats().tls_handshake_failures == 1)
+            # plaintext StatsD to a TLS port: refused, never parsed as lines
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"plain.hits:1|c\n")
+            await writer.drain()
+            await until(lambda: r.stats().tls_handshake_failures == 2)
+            writer.close()
+            # a client that connects and says nothing is closed after the handshake timeout
+            silent_reader, silent = await asyncio.open_connection("127.0.0.1", port)
+            await until(lambda: r.stats().tls_handshake_failures == 3)
+            assert await silent_reader.read() == b""  # closed by the server
+            silent.close()
+            names = {f.name for f in r.series_families()}
+            assert names == {"secure_hits", "secure_temp"}
+            own = {f.name: f for f in r.exposition_families()}
+            assert own["promscope_statsd_tls_handshake_failures_total"].samples[0].value == 3.0
+            assert r.stats().packets.get("tls", 0) >= 1 and "tcp" not in r.stats().packets
+        accepted = [o for o in seen if o.accepted]
+        assert accepted and {o.transport.protocol for o in accepted} == {"tls"}
+        refused = [o for o in seen if o.transport.extra.get("refused") == "tls"]
+        assert len(refused) == 3
+        assert all(o.diagnostics[0].code == "SD-162" and o.source.startswith("127.0.0.1:") for o in refused)
+        assert "certificate" in refused[0].message.lower()
+        assert refused[2].message == "no TLS handshake within 0.3s"
+
+    asyncio.run(main())
+
+
+def test_tcp_with_tls_and_no_client_ca_takes_any_client(tls_files: Any) -> None:
+    async def main() -> None:
+        tls = ServerTLS(str(tls_files.server_cert), str(tls_files.server_key))
+        async with StatsdReceiver(udp="127.0.0.1:0", tcp="127.0.0.1:0", tls=tls) as r:
+            assert r.tcp_port and r.udp_port
+            await _send_tls(r.tcp_port, _client_context(tls_files, cert=False), b"anon.hits:1|c\n")
+            await until(lambda: value(r, "anon_hits") == 1.0)
+            # UDP cannot carry TLS: it stays plaintext beside the TLS-only TCP listener
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+                sock.sendto(b"anon.hits:1|c", ("127.0.0.1", r.udp_port))
+            await until(lambda: value(r, "anon_hits") == 2.0)
+            assert r.stats().tls_handshake_failures == 0
+
+    asyncio.run(main())
+
+
+def test_an_unreadable_certificate_is_a_config_error_and_nothing_stays_bound(tmp_path: Path) -> None:
+    async def main() -> None:
+        bad = tmp_path / "bad.pem"
+        bad.write_text("not a certificate")
+        receiver = StatsdReceiver(udp="127.0.0.1:0", tcp="127.0.0.1:0", tls=ServerTLS(str(bad), str(bad)))
+        with pytest.raises(ConfigError, match="cannot load the TLS certificate"):
+            await receiver.start()
+        assert receiver.udp_port is None and receiver.tcp_port is None
+
+    asyncio.run(main())
