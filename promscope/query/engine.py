@@ -63,7 +63,7 @@ from promscope.query.ast import (
 )
 from promscope.query.lexer import QueryError
 from promscope.query.parser import parse
-from promscope.store import functions
+from promscope.store import SeriesBatch, functions
 from promscope.store.functions import Compat
 
 __all__ = [
@@ -707,8 +707,10 @@ class _Run:
             flat = select_batch(selector.matchers, start / 1000.0, end / 1000.0)
             offsets = np.asarray(flat.offsets, np.int64)
             created = flat.created
+            # A SeriesBatch's label sets are sorted already; anything else is sorted here.
+            sorted_labels = isinstance(flat, SeriesBatch)
             return _Batch(
-                [tuple(sorted(ls)) for ls in flat.labels],
+                list(flat.labels) if sorted_labels else [tuple(sorted(ls)) for ls in flat.labels],
                 np.rint(np.asarray(flat.timestamps, np.float64) * 1000.0).astype(np.int64),
                 np.asarray(flat.values, np.float64),
                 offsets[:-1],

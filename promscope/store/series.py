@@ -659,7 +659,8 @@ class SeriesBatch:
     Series ``i`` owns ``timestamps[offsets[i]:offsets[i+1]]`` and the same slice
     of ``values`` (and of ``created``, when any selected series has a
     ``_created`` companion; NaN where unknown). Every series has at least one
-    point. :func:`promscope.store.functions.rate` and friends take a batch and
+    point. Each label set is sorted by name, ``__name__`` included, as a
+    :class:`SeriesView`'s is. :func:`promscope.store.functions.rate` and friends take a batch and
     answer one value per series.
     """
 
