@@ -292,6 +292,8 @@ class _Tracked:
     instance: str = ""
     interval: float | None = None
     present: bool = True
+    listed: bool = False
+    """Seen in the manager's target set by :meth:`LivePrinter.sync` (a scrape may be seen first)."""
     missed_intervals: int = 0
     overruns: int = 0
     lag_max: float = 0.0
@@ -411,13 +413,13 @@ class LivePrinter:
         added: list[tuple[str, str]] = []
         for key, status in current.items():
             entry = self.tracked.get(key)
-            if entry is None or not entry.present:
+            if entry is None or not entry.present or not entry.listed:
                 added.append(key)
             entry = entry or self._track(*key)
             if entry is None:
                 continue
             target = status.target
-            entry.present = True
+            entry.present = entry.listed = True
             entry.origin = target.origin
             entry.job = target.job
             entry.instance = target.instance
@@ -427,7 +429,7 @@ class LivePrinter:
             entry.lag_max = status.stats.lag_max
         gone = [key for key, entry in self.tracked.items() if entry.present and key not in current]
         for key in gone:
-            self.tracked[key].present = False
+            self.tracked[key].present = self.tracked[key].listed = False
         return [self.name(self.tracked[k]) for k in added if k in self.tracked], [
             self.name(self.tracked[k]) for k in gone
         ]
