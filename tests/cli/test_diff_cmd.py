@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from cli.commands.diff import diff
+from cli.commands.replay import replay
 from cli.exit_codes import ExitCode
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "diff"
@@ -185,6 +186,7 @@ def test_http_error_is_unreadable(server: _Server) -> None:
         ["http://127.0.0.1:1/metrics", "http://127.0.0.1:1/metrics", "--interval", "1s"],
         ["http://127.0.0.1:1/metrics", "--interval", "soon"],
         [BEFORE, AFTER, "--max-series-growth", "-5"],
+        [BEFORE, AFTER, "--record", "x.psession"],
     ],
 )
 def test_usage_errors(args: list[str]) -> None:
@@ -295,3 +297,29 @@ def test_interval_one_failure_is_not_fatal(server: _Server) -> None:
     rounds = [json.loads(line) for line in result.stdout.splitlines()]
     assert rounds[1]["error"] is not None
     assert rounds[2]["appeared"] == ['jobs_total{q="b"}']
+
+
+def test_interval_record_writes_every_scrape_for_replay(server: _Server, tmp_path: Path) -> None:
+    server.bodies = [(200, ROUNDS[0]), (500, b"oops\n"), (200, ROUNDS[1])]
+    session = tmp_path / "diff.psession"
+    result = run(server.url(), "--interval", "0.01", "--count", "3", "--record", str(session), "-o", "json")
+    assert result.exit_code == ExitCode.OK, result.output
+    assert len(result.stdout.splitlines()) == 3  # the rounds are printed as without --record
+    assert f"recorded 3 observations to {session}" in result.stderr
+    replayed = CliRunner().invoke(replay, [str(session), "--fast", "-o", "json"])
+    assert replayed.exit_code == ExitCode.OK, replayed.output
+    summary, *observations = (json.loads(line) for line in replayed.stdout.splitlines())
+    assert summary["by_kind"] == {"scrape": 3} and summary["command_line"]
+    address = server.url().split("/")[2]
+    assert [o["source"] for o in observations] == [f"promscope/{address}"] * 3
+    assert [o["outcome"] for o in observations] == ["accepted", "rejected", "accepted"]
+    assert [o["status"] for o in observations] == [200, 500, 200]
+    # Each accepted scrape carries its samples and the up/scrape_* series the scrape loop records.
+    assert observations[0]["samples"] == 2 + 8 and observations[2]["samples"] == 3 + 8
+
+
+def test_interval_record_file_that_cannot_be_created_exits_3(server: _Server, tmp_path: Path) -> None:
+    server.bodies = [(200, ROUNDS[0])]
+    result = run(server.url(), "--interval", "0.01", "--count", "1", "--record", str(tmp_path / "no" / "x"))
+    assert result.exit_code == ExitCode.UNREADABLE, result.output
+    assert "Traceback" not in result.output
