@@ -811,8 +811,11 @@ async def run_live(options: LiveOptions, out: IO[str], err: IO[str]) -> LiveResu
         started = time.monotonic()
         _install_signals(stop)
         writer = asyncio.get_running_loop().create_task(printer.writer(out))
+        deadline = None if options.duration is None else started + options.duration
         try:
-            await manager.refresh()  # the first discovery pass, so the start line can say what was found
+            # The first discovery pass, so the start line can say what was found. A slow DNS server or
+            # Prometheus must not hold a Ctrl-C or --duration back: the loops discover again anyway.
+            await _until(manager.refresh(), stop, deadline)
             notes.sources(manager.sources(), _prometheus_issues(found.sources))
             printer.sync(manager)
             printer.width = max((len(printer.name(e)) for e in printer.tracked.values()), default=0)
@@ -828,7 +831,6 @@ async def run_live(options: LiveOptions, out: IO[str], err: IO[str]) -> LiveResu
                 print_error(manager.stats.refused_message, stream=err, level="warning")
             err.flush()
             await manager.start()
-            deadline = None if options.duration is None else started + options.duration
             while not stop.is_set():
                 wait = _TICK if deadline is None else min(_TICK, deadline - time.monotonic())
                 if wait <= 0:
@@ -852,6 +854,24 @@ async def run_live(options: LiveOptions, out: IO[str], err: IO[str]) -> LiveResu
         else:
             _write(out, [summary_text(printer, sources, elapsed)])
     return LiveResult(printer.shown, printer.up, len(printer.tracked))
+
+
+async def _until(work: Any, stop: asyncio.Event, deadline: float | None) -> None:
+    """Run the coroutine ``work`` until it is done, ``stop`` is set, or ``deadline`` (monotonic) passes."""
+    task = asyncio.ensure_future(work)
+    stopped = asyncio.ensure_future(stop.wait())
+    timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+    try:
+        await asyncio.wait({task, stopped}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for pending in (task, stopped):
+            if not pending.done():
+                pending.cancel()
+        await asyncio.gather(task, stopped, return_exceptions=True)
+    if task.done() and not task.cancelled():
+        error = task.exception()
+        if error is not None:
+            raise error
 
 
 def _duration_text(seconds: float) -> str:

@@ -342,6 +342,21 @@ def test_dns_srv_without_records_scrapes_nothing_and_exits_3(monkeypatch: pytest
     assert "no targets" in result.stdout
 
 
+def test_duration_ends_a_first_discovery_that_hangs() -> None:
+    import socket
+
+    # A "Prometheus" that accepts connections and never answers: --duration ends the run during the
+    # first discovery pass, before the source's own 10 s timeout could report anything.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        result = run("--prometheus-url", url, "--interval", "0.2s", "--duration", "0.3s")
+    assert result.exit_code == ExitCode.UNREADABLE, result.output
+    assert "nothing was scraped" in result.stderr
+    assert "cannot list targets" not in result.stderr
+
+
 class _FakePrometheus(ThreadingHTTPServer):
     """Answers /api/v1/targets and /api/v1/status/config as a Prometheus scraping ``target_url`` would."""
 
