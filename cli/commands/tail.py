@@ -23,15 +23,31 @@ HTTP receivers the same address and they share one port.
 Every HTTP listener also serves the re-exposed ``/metrics`` (pushed groups and
 StatsD series, plus ``promscope_*`` metrics), ``/-/healthy`` and ``/-/ready``;
 with StatsD alone, ``/metrics`` is served on ``--metrics`` (default
-``127.0.0.1:9102``, statsd_exporter's web port). Auth and TLS flags apply to
-every HTTP listener (StatsD has neither).
+``127.0.0.1:9102``, statsd_exporter's web port).
+
+Security: ``--basic-auth`` and ``--bearer-token`` apply to every HTTP listener.
+The TLS flags (``--tls-cert-file``, ``--tls-key-file``, ``--tls-client-ca-file``)
+apply to every TCP listener: the HTTP ones *and* StatsD's TCP listener, which then
+speaks TLS only; with ``--tls-client-ca-file`` every listener requires a client
+certificate signed by that CA, the one authentication a line protocol can carry.
+One set of flags, because a user who turns TLS on means every stream socket, and a
+StatsD listener left in plaintext beside HTTPS ones would be a quiet hole. StatsD
+over UDP (and unixgram) cannot carry TLS or any credential: it stays plaintext and
+open to whoever can reach it, whatever these flags say; the startup line says so.
+
+``--max-body-size`` is one limit for every HTTP listener: the HTTP layer refuses a
+larger body (413, before reading it), the Pushgateway API refuses a larger decoded
+body, remote_write a larger decompressed snappy block. ``--stale-after`` marks
+Pushgateway groups stale (shown, kept); ``--expire-after`` deletes them (off by
+default), and each deletion is printed like a push: ``EXPIRE job=…``, outcome
+accepted, the families and series removed, ``expired after 10m (last push …)``.
 
 ``--output json`` prints one JSON object per line (JSON Lines), each an
 observation::
 
     {"schema": "promscope.tail.observation/v1", "time": float, "kind": str, "source": str,
      "outcome": "accepted"|"partial"|"rejected"|"failed", "sender": str|null, "sender_host": str,
-     "user_agent": str|null, "protocol": str, "method": str|null, "path": str|null,
+     "what": str, "user_agent": str|null, "protocol": str, "method": str|null, "path": str|null,
      "status": int|null, "content_type": str|null, "content_encoding": str|null,
      "wire_bytes": int, "body_bytes": int, "duration": float|null, "grouping_key": {str: str},
      "series": int, "families": [str] (at most 100), "message": str,
@@ -40,6 +56,12 @@ observation::
      "changes": null | {"families_added": [str], "families_removed": [str], "families_changed": [str],
                         "series_added": int, "series_removed": int, "series_changed": int},
      "extra": {str: str}}
+
+``what`` is the text line's fourth column: ``METHOD grouping-key`` for a push,
+``EXPIRE grouping-key`` for an expired group, the first metric name and how many
+more (``api_requests +2 more``) for StatsD, whose ``source`` is its sender.
+``protocol`` is ``http``/``https``, ``udp``/``tcp``/``tls``/``unixgram``, or
+``internal`` for what promscope did itself (an expiry; ``sender`` is null).
 
 and, when the tail ends, one summary::
 
@@ -58,6 +80,8 @@ import asyncio
 import contextlib
 import fnmatch
 import json
+import math
+import re
 import signal
 import sys
 import time
@@ -76,7 +100,7 @@ if TYPE_CHECKING:
     from promscope.receive.log import PushLog
     from promscope.receive.server import ReceiverServer
 
-__all__ = ["DEFAULTS", "TailPrinter", "observation_json", "observation_line", "tail"]
+__all__ = ["DEFAULTS", "TailPrinter", "observation_json", "observation_line", "observation_what", "tail"]
 
 OBSERVATION_SCHEMA = "promscope.tail.observation/v1"
 SUMMARY_SCHEMA = "promscope.tail.summary/v1"
@@ -125,6 +149,14 @@ Examples:
   promscope tail --pushgateway :9091 --protocol pushgateway --name 'job=backup*'
   promscope tail --statsd 8125 --output json | jq .
   promscope tail --all --persistence-file push.db --basic-auth admin:secret
+  promscope tail --pushgateway :9091 --stale-after 5m --expire-after 1h
+
+\b
+Security: --basic-auth and --bearer-token protect every HTTP listener. The
+--tls-* flags apply to every TCP listener: HTTP, and StatsD over TCP, which
+then takes TLS only; with --tls-client-ca-file every listener requires a
+client certificate (for StatsD the only authentication there is). StatsD
+over UDP cannot carry TLS or credentials and stays plaintext.
 
 \b
 Exit codes:
@@ -143,15 +175,36 @@ def _utc(timestamp: float) -> str:
     return f"{time.strftime('%H:%M:%S', seconds)}.{millis:03d}Z"
 
 
-def _what(observation: Observation) -> str:
-    method = observation.transport.method
+def observation_what(observation: Observation) -> str:
+    """What arrived, in a few words: the text line's fourth column and the JSON ``what``.
+
+    A push: ``PUT job=a``. An expired group: ``EXPIRE job=a``. StatsD (whose
+    source is the sender, already in the third column): the first metric name
+    and how many more, ``api_requests +2 more``.
+    """
+    from promscope.observation import ObservationKind
+
+    transport = observation.transport
+    if transport.extra.get("expired"):
+        return f"EXPIRE {observation.source}"
+    if observation.kind is ObservationKind.STATSD:
+        names = [family.name for family in observation.families]
+        if not names:
+            names = list(dict.fromkeys(d.metric for d in observation.diagnostics if d.metric))
+        if names:
+            return names[0] + (f" +{len(names) - 1} more" if len(names) > 1 else "")
+        if transport.extra.get("refused") == "tls":
+            return "(TLS handshake)"
+        lines = int(transport.extra.get("lines", "0") or 0)
+        return _plural(lines, "line") if lines else "(empty)"
+    method = transport.method
     return f"{method} {observation.source}" if method else observation.source
 
 
 def observation_line(observation: Observation, style: Styler, *, verbose: bool = False) -> str:
     """One line (more with ``verbose``: every error, the user agent) for an observation."""
     from promscope.model import Severity
-    from promscope.receive.log import describe_error
+    from promscope.receive.log import INTERNAL_PROTOCOL, describe_error
 
     transport = observation.transport
     outcome = observation.outcome.value
@@ -159,7 +212,7 @@ def observation_line(observation: Observation, style: Styler, *, verbose: bool =
         style(_utc(observation.time), "dim"),
         f"{observation.kind.value:<12}",
         transport.sender or "-",
-        style(_what(observation), "bold"),
+        style(observation_what(observation), "bold"),
         f"{observation.series:,} series",
         style(outcome, *_OUTCOME_STYLE.get(outcome, ())),
     ]
@@ -175,7 +228,9 @@ def observation_line(observation: Observation, style: Styler, *, verbose: bool =
             f"~{len(changes.families_changed)}, series +{changes.series_added} -{changes.series_removed} "
             f"~{changes.series_changed}"
         )
-    elif observation.message and not observation.accepted:
+    if observation.message and (
+        (not error and not observation.accepted) or transport.protocol == INTERNAL_PROTOCOL
+    ):
         parts.append(observation.message)
     warnings = sum(1 for d in observation.diagnostics if d.severity is Severity.WARNING)
     if warnings:
@@ -186,7 +241,7 @@ def observation_line(observation: Observation, style: Styler, *, verbose: bool =
     more: list[str] = []
     if transport.user_agent:
         more.append(f"    user-agent: {transport.user_agent}")
-    if observation.message and (observation.accepted or error):
+    if observation.message and (observation.accepted or error) and transport.protocol != INTERNAL_PROTOCOL:
         more.append(f"    {observation.message}")
     for diagnostic in observation.diagnostics:
         where = f"line {diagnostic.line}:{diagnostic.column}: " if diagnostic.line else ""
@@ -213,6 +268,7 @@ def observation_json(observation: Observation) -> dict[str, Any]:
         "outcome": observation.outcome.value,
         "sender": transport.sender,
         "sender_host": sender_host(transport.sender),
+        "what": observation_what(observation),
         "user_agent": transport.user_agent,
         "protocol": transport.protocol,
         "method": transport.method,
@@ -419,6 +475,57 @@ def summary_json(printer: TailPrinter, elapsed: float) -> dict[str, Any]:
 # --- options -----------------------------------------------------------------------------------------
 
 
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+_DURATION_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmg]i?b?|b)?", re.IGNORECASE)
+
+
+def parse_duration(text: str) -> float:
+    """``300`` (seconds), ``90s``, ``5m``, ``1h30m``, ``500ms`` -> positive seconds; else ValueError."""
+    value = text.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        parts = list(_DURATION.finditer(value))
+        if not parts or "".join(part.group(0) for part in parts) != value:
+            raise ValueError(f"{text!r} is not a duration (e.g. 300, 90s, 5m, 1h30m)") from None
+        seconds = sum(float(part.group(1)) * _DURATION_SECONDS[part.group(2)] for part in parts)
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"{text!r}: the duration must be positive")
+    return seconds
+
+
+def parse_size(text: str) -> int:
+    """``1048576``, ``512KiB``, ``64MiB``, ``1GB`` (units base 2, as Prometheus reads sizes) -> bytes."""
+    found = _SIZE.fullmatch(text.strip())
+    if found is None:
+        raise ValueError(f"{text!r} is not a size (e.g. 1048576, 512KiB, 64MiB)")
+    number, unit = found.groups()
+    power = {"": 0, "b": 0, "k": 1, "m": 2, "g": 3}[(unit or "")[:1].lower()]
+    size = int(float(number) * 1024**power)
+    if size < 1:
+        raise ValueError(f"{text!r}: the size must be at least 1 byte")
+    return size
+
+
+def _duration_option(value: str | None, param: click.Parameter) -> float | None:
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param=param) from None
+
+
+def _size_option(value: str | None, param: click.Parameter) -> int | None:
+    if value is None:
+        return None
+    try:
+        return parse_size(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param=param) from None
+
+
 def _protocols(values: Sequence[str]) -> frozenset[str]:
     out: set[str] = set()
     for value in values:
@@ -538,9 +645,17 @@ def _record_option(function: Any) -> Any:
 )
 @click.option(
     "--stale-after",
-    type=click.FloatRange(min=0.0, min_open=True),
+    metavar="DURATION",
+    callback=lambda ctx, param, value: _duration_option(value, param),
     default=None,
-    help="Mark groups stale after SECONDS.",
+    help="Mark Pushgateway groups not pushed to for DURATION stale (shown, kept): 300, 90s, 5m, 1h30m.",
+)
+@click.option(
+    "--expire-after",
+    metavar="DURATION",
+    callback=lambda ctx, param, value: _duration_option(value, param),
+    default=None,
+    help="Delete Pushgateway groups not pushed to for DURATION; each deletion is shown.  [default: off]",
 )
 @click.option(
     "--statsd-mapping",
@@ -578,10 +693,12 @@ def _record_option(function: Any) -> Any:
     help="Require client certificates signed by this CA.",
 )
 @click.option(
-    "--max-body-bytes",
-    type=click.IntRange(min=1),
+    "--max-body-size",
+    metavar="SIZE",
+    callback=lambda ctx, param, value: _size_option(value, param),
     default=None,
-    help="Largest request body (compressed and decoded).  [default: 64 MiB]",
+    help="Largest request body on every HTTP listener, as sent and decoded: 1048576, 512KiB, 64MiB.  "
+    "[default: 64MiB]",
 )
 @click.option(
     "--max-events",
@@ -610,13 +727,14 @@ def tail(
     count: int | None,
     persistence_file: str | None,
     stale_after: float | None,
+    expire_after: float | None,
     statsd_mapping: str | None,
     basic_auth: tuple[str, ...],
     bearer_tokens: tuple[str, ...],
     tls_cert_file: str | None,
     tls_key_file: str | None,
     tls_client_ca_file: str | None,
-    max_body_bytes: int | None,
+    max_body_size: int | None,
     max_events: int,
     record: str | None = None,
 ) -> None:
@@ -641,7 +759,7 @@ def tail(
     tls = (
         ServerTLS(tls_cert_file, tls_key_file, tls_client_ca_file) if tls_cert_file and tls_key_file else None
     )
-    limits = HttpLimits(max_body_bytes=max_body_bytes) if max_body_bytes else HttpLimits()
+    limits = HttpLimits(max_body_bytes=max_body_size) if max_body_size else HttpLimits()
 
     options = _Options(
         listeners=listeners,
@@ -654,6 +772,7 @@ def tail(
         count=count,
         persistence_file=persistence_file,
         stale_after=stale_after,
+        expire_after=expire_after,
         statsd_mapping=statsd_mapping,
         auth=auth,
         tls=tls,
@@ -687,6 +806,7 @@ class _Options:
     count: int | None
     persistence_file: str | None
     stale_after: float | None
+    expire_after: float | None
     statsd_mapping: str | None
     auth: Auth | None
     tls: ServerTLS | None
@@ -701,25 +821,40 @@ def _build(options: _Options, server: ReceiverServer) -> list[str]:
 
     notes: list[str] = []
     scheme = "https" if options.tls else "http"
+    body_limit = options.limits.max_body_bytes  # one figure for the HTTP layer and every receiver
     for name, (host, port) in options.listeners.items():
         address = format_address(host, port)
         if name == "pushgateway":
-            from promscope.receive.pushgateway import PushgatewayReceiver
+            from promscope.receive.pushgateway import PushgatewayReceiver, PushLimits
 
             receiver: Any = PushgatewayReceiver(
-                sink=server.sink, persistence_file=options.persistence_file, stale_after=options.stale_after
+                sink=server.sink,
+                persistence_file=options.persistence_file,
+                limits=PushLimits(max_body_bytes=body_limit),
+                stale_after=options.stale_after,
+                expire_after=options.expire_after,
             )
             server.add_http(receiver, (host, port), name=name)
             notes.append(f"pushgateway {scheme}://{address}/metrics/job/…")
         elif name == "remote_write":
+            from promscope.receive.remote_write import PushLimits as WriteLimits
             from promscope.receive.remote_write import RemoteWriteReceiver
 
-            server.add_http(RemoteWriteReceiver(sink=server.sink), (host, port), name=name)
+            server.add_http(
+                RemoteWriteReceiver(sink=server.sink, limits=WriteLimits(max_decompressed_bytes=body_limit)),
+                (host, port),
+                name=name,
+            )
             notes.append(f"remote_write {scheme}://{address}/api/v1/write")
         elif name == "otlp":
             from promscope.receive.otlp import OtlpReceiver
+            from promscope.receive.remote_write import PushLimits as WriteLimits
 
-            server.add_http(OtlpReceiver(sink=server.sink), (host, port), name=name)
+            server.add_http(
+                OtlpReceiver(sink=server.sink, limits=WriteLimits(max_decompressed_bytes=body_limit)),
+                (host, port),
+                name=name,
+            )
             notes.append(f"otlp {scheme}://{address}/v1/metrics")
         elif name == "statsd":
             from promscope.receive.statsd import StatsdReceiver
@@ -727,9 +862,17 @@ def _build(options: _Options, server: ReceiverServer) -> list[str]:
 
             mapping = MappingConfig.from_file(options.statsd_mapping) if options.statsd_mapping else None
             server.add_socket(
-                StatsdReceiver(udp=address, tcp=address, mapping=mapping, sink=server.sink), name=name
+                StatsdReceiver(udp=address, tcp=address, tls=options.tls, mapping=mapping, sink=server.sink),
+                name=name,
             )
-            notes.append(f"statsd udp+tcp {address}")
+            if options.tls is None:
+                notes.append(
+                    f"statsd udp+tcp {address}"
+                    + (" (open: auth flags cannot protect StatsD)" if options.auth else "")
+                )
+            else:
+                client = " with client certificates" if options.tls.client_ca_file else ""
+                notes.append(f"statsd tcp+tls{client} and udp {address} (UDP cannot carry TLS: plaintext)")
     if options.metrics_address is not None:
         server.serve_metrics(options.metrics_address)
     return notes

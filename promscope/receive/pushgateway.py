@@ -1388,6 +1388,7 @@ class PushgatewayReceiver:
             "promscope.stale-after": "" if self.stale_after is None else f"{self.stale_after:g}s",
             "promscope.expire-after": "" if self.expire_after is None else f"{self.expire_after:g}s",
             "promscope.fsync": "true" if self.fsync else "false",
+            "promscope.max-body-size": str(self.limits.max_body_bytes),
             "promscope.max-series-per-push": str(self.limits.max_series_per_push),
             "promscope.max-total-series": str(self.limits.max_total_series),
             "promscope.max-groups": str(self.limits.max_groups),

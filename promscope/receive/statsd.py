@@ -181,6 +181,8 @@ REASONS: dict[str, str] = {
 }
 """statsd_exporter's ``statsd_exporter_sample_errors_total{reason}`` names and their codes."""
 
+_CLOSE_TIMEOUT = 2.0
+"""Seconds a closing TCP connection may take (a TLS close_notify exchange) before it is aborted."""
 _OBSERVER_TYPES = frozenset({"ms", "h", "d"})
 _SIMPLE_FLOAT = re.compile(rb"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?").fullmatch
 _DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
@@ -2038,6 +2040,7 @@ class StatsdReceiver:
         self._tcp_connections += 1
         context = self._tls_context
         key = ("tls" if context is not None else "tcp", peer)
+        aborted = False
         limit = self.limits.max_line_bytes
         pending = b""
         try:
@@ -2089,12 +2092,14 @@ class StatsdReceiver:
                     break
         except (ConnectionError, OSError):
             pass
+        except asyncio.CancelledError:
+            # stop() ends open connections: finish quietly, since a client task that ends cancelled
+            # makes asyncio (3.11) log a traceback for every connection still open.
+            aborted = True
         finally:
             if task is not None:
                 self._tcp_tasks.discard(task)
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
+            await _close_stream(writer, abort=aborted)
 
     def _tcp_batch(self, data: bytes, key: tuple[str, str]) -> None:
         self._datagram(data, key, key[0], self._monotonic())
@@ -2102,6 +2107,8 @@ class StatsdReceiver:
     def _tls_refused(self, key: tuple[str, str], error: BaseException) -> None:
         """A connection that did not complete the TLS handshake: counted, and shown against its peer."""
         self._tls_failures += 1
+        if type(error) is ConnectionResetError and not error.args:
+            return  # closed before any handshake (a port probe, a health check): counted, not shown
         if isinstance(error, ConnectionAbortedError) and "taking longer" in str(error):
             reason = f"no TLS handshake within {self.limits.tls_handshake_timeout:g}s"
         else:
@@ -2146,6 +2153,21 @@ class StatsdReceiver:
 
 
 # --- helpers ----------------------------------------------------------------------------------------
+
+
+async def _close_stream(writer: asyncio.StreamWriter, *, abort: bool) -> None:
+    """Close a TCP (or TLS) connection: gracefully, bounded in time, or at once when ``abort``."""
+    transport = writer.transport
+    if transport is None:
+        return
+    if not abort:
+        writer.close()
+        try:
+            await asyncio.wait_for(writer.wait_closed(), _CLOSE_TIMEOUT)
+            return
+        except (Exception, asyncio.CancelledError):  # a TLS peer that never answers close_notify, stop()
+            pass
+    transport.abort()
 
 
 def _split_at_long_line(data: bytes, limit: int) -> tuple[bytes, bytes | None]:

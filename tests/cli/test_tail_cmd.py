@@ -399,3 +399,276 @@ def test_signal_prints_the_summary(ports: Callable[[int], list[int]], signum: in
     assert process.returncode == 0, stderr
     assert "PUT job=j" in stdout
     assert "--- 1 observation in" in stdout and "127.0.0.1" in stdout.split("---")[-1]
+
+
+# --- group expiry, body size, the StatsD column, TLS for StatsD ----------------------------------------
+
+
+def _json_lines(result: Result) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def _columns(line: str) -> list[str]:
+    import re
+
+    return re.split(r" {2,}", line)
+
+
+def test_expire_after_deletes_groups_and_shows_each_deletion(ports: Callable[[int], list[int]]) -> None:
+    (port,) = ports(1)
+    run = TailRun(
+        "--pushgateway", str(port), "--expire-after", "200ms", "--stale-after", "100ms",
+        "--count", "2", "--duration", "15", "--color", "never",
+    )  # fmt: skip
+    run.wait_tcp(port)
+    base = f"http://127.0.0.1:{port}"
+    body = b'a 1\nb{x="1"} 2\nb{x="2"} 3\n'
+    assert httpx.put(f"{base}/metrics/job/gone/instance/i", content=body).status_code == 200
+    result = run.finish()  # the second line is the expiry (bounded by --duration)
+    assert result.exit_code == 0, result.output
+    pushed, expired = result.stdout.splitlines()[:2]
+    assert "PUT job=gone/instance=i" in pushed
+    assert _columns(expired)[1:6] == [
+        "pushgateway",
+        "-",
+        "EXPIRE job=gone/instance=i",
+        "0 series",
+        "accepted",
+    ]
+    assert "families +0 -2 ~0, series +0 -3 ~0" in expired
+    assert "expired after 200ms (last push " in expired
+    summary = result.stdout[result.stdout.index("--- 2 observations") :]
+    assert "unknown" not in summary  # the expiry belongs to no sender
+
+
+def test_expire_after_in_json_and_both_durations_reach_the_receiver(
+    ports: Callable[[int], list[int]],
+) -> None:
+    (port,) = ports(1)
+    run = TailRun(
+        "--pushgateway", str(port), "--expire-after", "0.2", "--stale-after", "1m30s",
+        "--count", "2", "--duration", "15", "-o", "json",
+    )  # fmt: skip
+    run.wait_tcp(port)
+    base = f"http://127.0.0.1:{port}"
+    flags = httpx.get(f"{base}/api/v1/status").json()["data"]["flags"]
+    assert flags["promscope.expire-after"] == "0.2s" and flags["promscope.stale-after"] == "90s"
+    assert httpx.put(f"{base}/metrics/job/gone", content=GOOD).status_code == 200
+    result = run.finish()
+    pushed, expired, summary = _json_lines(result)
+    assert pushed["what"] == "PUT job=gone" and pushed["protocol"] == "http"
+    assert expired["what"] == "EXPIRE job=gone" and expired["source"] == "job=gone"
+    assert expired["kind"] == "pushgateway" and expired["outcome"] == "accepted"
+    assert expired["protocol"] == "internal" and expired["sender"] is None and expired["status"] is None
+    assert expired["grouping_key"] == {"job": "gone"}
+    assert expired["changes"]["families_removed"] == ["backup_done"]
+    assert expired["changes"]["series_removed"] == 1
+    assert expired["message"].startswith("expired after 200ms (last push ")
+    assert expired["extra"]["last_sender"].startswith("127.0.0.1:")
+    assert [s["key"] for s in summary["senders"]] == ["127.0.0.1"]
+
+
+def test_without_expire_after_nothing_expires(ports: Callable[[int], list[int]]) -> None:
+    (port,) = ports(1)
+    run = TailRun("--pushgateway", str(port), "--count", "1", "--duration", "15")
+    run.wait_tcp(port)
+    base = f"http://127.0.0.1:{port}"
+    assert httpx.get(f"{base}/api/v1/status").json()["data"]["flags"]["promscope.expire-after"] == ""
+    httpx.put(f"{base}/metrics/job/kept", content=GOOD)
+    assert run.finish().exit_code == 0
+
+
+def test_max_body_size_is_one_limit_for_the_http_layer_and_the_pushgateway(
+    ports: Callable[[int], list[int]],
+) -> None:
+    import gzip
+
+    (port,) = ports(1)
+    run = TailRun(
+        "--pushgateway", str(port), "--max-body-size", "1KiB",
+        "--count", "3", "--duration", "15", "-o", "json",
+    )  # fmt: skip
+    run.wait_tcp(port)
+    base = f"http://127.0.0.1:{port}"
+    flags = httpx.get(f"{base}/api/v1/status").json()["data"]["flags"]
+    assert flags["promscope.max-body-size"] == "1024"
+    fits = b"".join(b"m%d 1\n" % i for i in range(100))[:1000].rpartition(b"\n")[0] + b"\n"
+    too_big = b"".join(b"m%d 1\n" % i for i in range(400))
+    assert len(fits) <= 1024 < len(too_big)
+    assert httpx.put(f"{base}/metrics/job/j", content=fits).status_code == 200
+    refused = httpx.put(f"{base}/metrics/job/j", content=too_big)
+    assert refused.status_code == 413 and "1 KiB" in refused.text
+    bomb = httpx.put(
+        f"{base}/metrics/job/j", content=gzip.compress(too_big), headers={"Content-Encoding": "gzip"}
+    )
+    assert len(gzip.compress(too_big)) < 1024 and bomb.status_code == 413  # decoded size counts too
+    result = run.finish()
+    accepted, *rejected, _ = _json_lines(result)
+    assert accepted["outcome"] == "accepted"
+    assert [r["status"] for r in rejected] == [413, 413]
+    assert all(r["outcome"] == "rejected" and r["what"] == "PUT job=j" for r in rejected)
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--expire-after", "soon"], "is not a duration"),
+        (["--expire-after", "0s"], "must be positive"),
+        (["--stale-after", "-5"], "must be positive"),
+        (["--max-body-size", "lots"], "is not a size"),
+        (["--max-body-size", "0"], "at least 1 byte"),
+    ],
+)
+def test_duration_and_size_usage_errors(args: list[str], words: str) -> None:
+    result = CliRunner().invoke(tail, [*args, "--duration", "0.1"])
+    assert result.exit_code == 2
+    assert words in result.output
+
+
+def test_statsd_lines_name_what_arrived_not_the_sender_twice(ports: Callable[[int], list[int]]) -> None:
+    statsd_port, metrics_port = ports(2)
+    run = TailRun(
+        "--statsd", f"127.0.0.1:{statsd_port}", "--metrics", f"127.0.0.1:{metrics_port}",
+        "--count", "2", "--duration", "15", "--color", "never",
+    )  # fmt: skip
+    run.wait_tcp(statsd_port)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.sendto(b"api.requests:1|c\napi.errors:1|c\napi.latency:3|ms", ("127.0.0.1", statsd_port))
+        udp.sendto(b"api.requests:1|c", ("127.0.0.1", statsd_port))
+    result = run.finish()
+    first, second = result.stdout.splitlines()[:2]
+    columns = _columns(first)
+    sender = columns[2]
+    assert sender.startswith("127.0.0.1:")
+    assert columns[3] == "api_errors +2 more" and first.count(sender) == 1
+    assert _columns(second)[3] == "api_requests"
+
+
+def test_statsd_what_in_json_matches_the_line() -> None:
+    from promscope.model import MetricFamily, MetricType, Sample
+
+    def family(name: str) -> MetricFamily:
+        return MetricFamily(name, MetricType.COUNTER, "", None, (Sample(name, (), 1.0),))
+
+    statsd = _observation(
+        kind=ObservationKind.STATSD,
+        source="10.0.0.9:5000",
+        transport=Transport("udp", sender="10.0.0.9:5000", extra={"lines": "3"}),
+        families=(family("api_errors"), family("api_latency"), family("api_requests")),
+    )
+    assert observation_json(statsd)["what"] == "api_errors +2 more"
+    assert _columns(observation_line(statsd, Styler(False)))[2:4] == ["10.0.0.9:5000", "api_errors +2 more"]
+    bad = _observation(
+        kind=ObservationKind.STATSD,
+        outcome=Outcome.REJECTED,
+        transport=Transport("udp", sender="10.0.0.9:5000", extra={"lines": "1"}),
+        diagnostics=(Diagnostic("SD-106", Severity.ERROR, 1, 5, "bad value", "api_x"),),
+    )
+    assert observation_json(bad)["what"] == "api_x"
+    empty = _observation(
+        kind=ObservationKind.STATSD, transport=Transport("udp", sender="10.0.0.9:5000", extra={"lines": "2"})
+    )
+    assert observation_json(empty)["what"] == "2 lines"
+    assert observation_json(_observation())["what"] == "PUT job=a"
+
+
+# certificates for the StatsD-over-TLS test, made here with cryptography
+
+
+def _certificates(directory: Any) -> dict[str, str]:
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tail test CA")])
+
+    def build(subject: x509.Name, key: Any, *, ca: bool, server: bool) -> x509.Certificate:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(ca_name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=7))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if server:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                critical=False,
+            )
+        return builder.sign(ca_key, hashes.SHA256())
+
+    files: dict[str, str] = {}
+
+    def write(name: str, data: bytes) -> None:
+        path = directory / name
+        path.write_bytes(data)
+        files[name] = str(path)
+
+    def key_pem(key: Any) -> bytes:
+        return bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+
+    write("ca.pem", build(ca_name, ca_key, ca=True, server=False).public_bytes(serialization.Encoding.PEM))
+    for name, server in (("server", True), ("client", False)):
+        key = ec.generate_private_key(ec.SECP256R1())
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        write(
+            f"{name}.pem",
+            build(subject, key, ca=False, server=server).public_bytes(serialization.Encoding.PEM),
+        )
+        write(f"{name}-key.pem", key_pem(key))
+    return files
+
+
+def test_tls_flags_cover_statsd_tcp_and_client_certificates_are_required(
+    ports: Callable[[int], list[int]], tmp_path: Any
+) -> None:
+    import ssl
+
+    files = _certificates(tmp_path)
+    statsd_port, metrics_port = ports(2)
+    run = TailRun(
+        "--statsd", f"127.0.0.1:{statsd_port}", "--metrics", f"127.0.0.1:{metrics_port}",
+        "--tls-cert-file", files["server.pem"], "--tls-key-file", files["server-key.pem"],
+        "--tls-client-ca-file", files["ca.pem"],
+        "--count", "2", "--duration", "15", "-o", "json",
+    )  # fmt: skip
+    run.wait_tcp(statsd_port)
+
+    def send(with_cert: bool, data: bytes) -> None:
+        context = ssl.create_default_context(cafile=files["ca.pem"])
+        if with_cert:
+            context.load_cert_chain(files["client.pem"], files["client-key.pem"])
+        try:
+            with (
+                socket.create_connection(("127.0.0.1", statsd_port), timeout=5) as raw,
+                context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+            ):
+                tls.sendall(data)
+                tls.unwrap() if with_cert else tls.recv(1)  # the refusal arrives on the next read
+        except (ssl.SSLError, OSError):
+            pass  # no certificate: the server ends the handshake
+
+    send(True, b"secure.hits:1|c\n")
+    send(False, b"sneaky.hits:1|c\n")
+    result = run.finish()
+    assert result.exit_code == 0, result.output
+    observations = _json_lines(result)[:2]
+    by_outcome = {o["outcome"]: o for o in observations}
+    assert by_outcome["accepted"]["protocol"] == "tls" and by_outcome["accepted"]["what"] == "secure_hits"
+    refused = by_outcome["rejected"]
+    assert refused["what"] == "(TLS handshake)" and refused["errors"][0]["code"] == "SD-162"
+    assert refused["sender"].startswith("127.0.0.1:")
+    assert "tcp+tls with client certificates" in result.stderr and "UDP cannot carry TLS" in result.stderr

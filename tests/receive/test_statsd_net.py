@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from promscope.errors import ConfigError, ListenError
-from promscope.receive.http import ServerTLS
 from promscope.observation import Observation
+from promscope.receive.http import ServerTLS
 from promscope.receive.statsd import StatsdLimits, StatsdReceiver
 from promscope.receive.udp import parse_host_port, udp_kernel_drops
 
@@ -183,7 +183,7 @@ def _client_context(tls_files: Any, *, cert: bool) -> ssl.SSLContext:
 async def _send_tls(port: int, context: ssl.SSLContext, data: bytes) -> None:
     """Connect with TLS, send, close; a server that refuses the handshake may cut this short."""
     with contextlib.suppress(ssl.SSLError, ConnectionError, OSError):
-        reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context)
+        _, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context)
         writer.write(data)
         await writer.drain()
         writer.close()
@@ -218,10 +218,14 @@ def test_tcp_with_tls_and_a_client_ca_takes_only_certified_clients(tls_files: An
             await until(lambda: r.stats().tls_handshake_failures == 3)
             assert await silent_reader.read() == b""  # closed by the server
             silent.close()
+            # a port probe (connect, close) is counted but not shown
+            _, probe = await asyncio.open_connection("127.0.0.1", port)
+            probe.close()
+            await until(lambda: r.stats().tls_handshake_failures == 4)
             names = {f.name for f in r.series_families()}
             assert names == {"secure_hits", "secure_temp"}
             own = {f.name: f for f in r.exposition_families()}
-            assert own["promscope_statsd_tls_handshake_failures_total"].samples[0].value == 3.0
+            assert own["promscope_statsd_tls_handshake_failures_total"].samples[0].value == 4.0
             assert r.stats().packets.get("tls", 0) >= 1 and "tcp" not in r.stats().packets
         accepted = [o for o in seen if o.accepted]
         assert accepted and {o.transport.protocol for o in accepted} == {"tls"}
