@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import gc
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from itertools import compress, islice, repeat
 from operator import attrgetter, eq, is_not, itemgetter, le, lt, ne, not_
 
@@ -204,6 +204,7 @@ class SemanticsMemo:
     def __init__(self) -> None:
         self.fmt: Format | None = None
         self.entries: list[tuple[_Facts | None, list[Diagnostic]]] | None = None
+        """Per family: the facts about its shape (None: no type rule to run), and its shape's diagnostics."""
 
 
 def check_semantics(
@@ -270,7 +271,9 @@ def _check_all(
             _check_series(family, facts, ctx, series)
         series.register(family, facts)
         if recorded is not None:
-            recorded.append((facts, kept[start:]))
+            # Only the shape is kept (never the samples), and nothing for a type without type rules.
+            typed = family.type in _FAST_RULES or family.type in _TYPE_RULES
+            recorded.append((facts.with_samples(()) if typed else None, kept[start:]))
         _type_rules(family, facts, pending, ctx)
 
 
@@ -283,7 +286,7 @@ def _check_values(
         if shape_diagnostics:
             extend(shape_diagnostics)
         if facts is None:
-            continue
+            continue  # no samples, or a type without type rules (gauge, unknown)
         facts = facts.with_samples(family.samples)
         fast = _FAST_RULES.get(family.type)
         _type_rules(family, facts, None if fast is None else fast(family, facts, ctx), ctx)
@@ -357,8 +360,8 @@ class _Facts:
 
     def __init__(self, samples: tuple[Sample, ...]) -> None:
         self.samples = samples
-        self.names: list[str] = list(map(_NAME, samples))
-        self.labels: list[Labels] = list(map(_LABELS, samples))
+        self.names: Sequence[str] = list(map(_NAME, samples))
+        self.labels: Sequence[Labels] = list(map(_LABELS, samples))
         self.sample_names: set[str] = set(self.names)
         self.unique = False
         """True once a fast path has proved that no series repeats (which needs :attr:`order_of`)."""
@@ -371,8 +374,9 @@ class _Facts:
         """These facts for samples of the same shape with other values (see :class:`SemanticsMemo`)."""
         facts = _Facts.__new__(_Facts)
         facts.samples = samples
-        facts.names = self.names
-        facts.labels = self.labels
+        # Tuples of strings: kept in a memo, they leave the collector's view (a list would not).
+        facts.names = self.names if isinstance(self.names, tuple) else tuple(self.names)
+        facts.labels = self.labels if isinstance(self.labels, tuple) else tuple(self.labels)
         facts.sample_names = self.sample_names
         facts.exemplars = self.exemplars
         facts.unique = self.unique
@@ -445,7 +449,7 @@ class _Series:
                         seen[key] = timestamp
 
 
-def _distinct(names: list[str], labels: list[Labels], sample_names: Iterable[str]) -> bool:
+def _distinct(names: Sequence[str], labels: Sequence[Labels], sample_names: Iterable[str]) -> bool:
     """Whether no two samples have the same name and label tuple (as given).
 
     One set of label tuples per sample name: cheaper than a set of ``(name, labels)`` pairs,

@@ -833,15 +833,13 @@ class TextTemplate:
         self.fixed: _Picker = _picker([])
         self.fixed_lines: tuple[str, ...] = ()
         self.slots: _Picker = _picker([])
-        self.heads: list[str] = []
+        self.heads: tuple[str, ...] = ()
         """Each slot's ``<series> ``."""
-        self.cuts: list[slice] = []
-        """Where each slot's value starts."""
         self.max_head = 0
-        self.names: list[str] = []
-        self.labels: list[Labels] = []
-        self.numbers: list[int] = []
-        """Each slot's line number."""
+        self.names: tuple[str, ...] = ()
+        self.labels: tuple[Labels, ...] = ()
+        self.numbers: tuple[int, ...] = ()
+        """Each slot's line number. (Tuples of strings and numbers: the collector stops tracking them.)"""
         self.fixed_samples: list[Sample] = []
         self.families: list[tuple[str, MetricType, str | None, int, slice | tuple[int, ...]]] = []
         """``(name, type, help, line, members)``; members index the slot samples, then the fixed ones."""
@@ -869,10 +867,10 @@ class TextTemplate:
         template.count = len(pieces)
         rejected = set(parser.rejected)
         slot_indexes: list[int] = []
-        heads = template.heads
-        names = template.names
-        labels = template.labels
-        numbers = template.numbers
+        heads: list[str] = []
+        names: list[str] = []
+        labels: list[Labels] = []
+        numbers: list[int] = []
         fixed_samples = template.fixed_samples
         members_of: list[list[int]] = []
         for family in families:
@@ -906,7 +904,10 @@ class TextTemplate:
         template.fixed = _picker(fixed_indexes)
         template.fixed_lines = template.fixed(pieces)
         template.slots = _picker(slot_indexes)
-        template.cuts = [slice(len(head), None) for head in heads]
+        template.heads = tuple(heads)
+        template.names = tuple(names)
+        template.labels = tuple(labels)
+        template.numbers = tuple(numbers)
         template.max_head = max(map(len, heads), default=0)
         template.diagnostics = recorder.diagnostics
         template.suppressed = recorder.suppressed
@@ -924,7 +925,7 @@ class TextTemplate:
         lines = self.slots(pieces)
         if not all(map(str.startswith, lines, self.heads)):
             return None
-        tokens = list(map(str.__getitem__, lines, self.cuts))
+        tokens = list(map(str.removeprefix, lines, self.heads))
         if tokens:
             if not all(map(_PLAIN_VALUE.issuperset, tokens)) and not all(map(_VALUE_TOKEN.fullmatch, tokens)):
                 return None
