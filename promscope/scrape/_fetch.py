@@ -30,7 +30,7 @@ from typing import Any
 
 import httpx
 
-from promscope.exposition import ParseLimits, parse
+from promscope.exposition import ParseCache, ParseLimits, parse
 from promscope.exposition.negotiate import Negotiated, format_from_content_type, sniff
 from promscope.model import Format, ParseResult, Severity
 from promscope.scrape.result import ErrorKind, ScrapeError, ScrapeResult, Timings
@@ -389,12 +389,16 @@ async def fetch(
     thread_threshold: int = 1 << 20,
     semantics: bool = True,
     count_series: bool = True,
+    cache: ParseCache | None = None,
 ) -> ScrapeResult:
     """Scrape ``target`` once and return everything about it.
 
     ``semantics=False`` skips the format-independent value rules (a live loop that
     checks them once per change, not every scrape); ``count_series=False`` leaves
     ``scrape_series_added`` at 0 for a caller that counts series itself across scrapes.
+    ``cache`` is the target's :class:`~promscope.exposition.ParseCache` when the caller
+    scrapes it again and again (the live loop): a body shaped like the previous one is
+    then read from it, with the same result.
 
     ``client`` lets a caller share a connection pool or inject an
     ``httpx.MockTransport``; its own TLS settings then apply instead of the
@@ -497,9 +501,11 @@ async def fetch(
         fmt = chosen
         parse_started = clock()
         if len(data) > thread_threshold:
-            parsed = await asyncio.to_thread(parse, data, chosen, limits=limits, semantics=semantics)
+            parsed = await asyncio.to_thread(
+                parse, data, chosen, limits=limits, semantics=semantics, cache=cache
+            )
         else:
-            parsed = parse(data, chosen, limits=limits, semantics=semantics)
+            parsed = parse(data, chosen, limits=limits, semantics=semantics, cache=cache)
         parse_seconds = max(0.0, clock() - parse_started)
 
     up, up_reason, error = _predict_up(error, parsed)

@@ -33,7 +33,10 @@ How it behaves, as Prometheus's scrape loop does:
   is counted in :attr:`LoopStats.missed_intervals`. The delay between a due
   time and the actual start is the loop's lag (:attr:`LoopStats.lag_max`).
 * **Each scrape** is :func:`promscope.scrape.fetch` with the target's
-  request, turned into an :class:`~promscope.observation.Observation` by
+  request and its :class:`~promscope.exposition.ParseCache` (as Prometheus's
+  scrape cache: a body whose lines repeat the previous scrape's but for
+  their values is read without parsing it again, with the same result),
+  turned into an :class:`~promscope.observation.Observation` by
   :class:`~promscope.scrape.observe.ScrapeObserver` (target labels,
   ``sample_limit``, ``up`` and the other report series), recorded in the
   target's :class:`~promscope.scrape.health.TargetHealth`, and handed to
@@ -74,6 +77,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from promscope.errors import ConfigError
+from promscope.exposition import ParseCache
 from promscope.observation import Observation, ObservationSink
 from promscope.scrape._fetch import fetch
 from promscope.scrape.health import FailureClass, TargetHealth
@@ -161,6 +165,8 @@ class _Loop:
     health: TargetHealth
     stats: LoopStats
     observer: ScrapeObserver
+    cache: ParseCache = field(default_factory=ParseCache)
+    """The target's scrape cache: a body shaped like the previous one is read from it."""
     task: asyncio.Task[None] | None = None
     running: bool = False
     shown: ScrapeTarget | None = None
@@ -448,6 +454,9 @@ class ScrapeManager:
             except Exception:  # the sink's bug: count it, say it, go on
                 stats.sink_errors += 1
                 log.exception("the observation sink failed for %s", target.identity)
+            # Not held while waiting for the next scrape: what the sink keeps stays, the rest goes
+            # now instead of ageing into the collector's oldest generation.
+            del observation
             ended = self.monotonic()
             next_slot = max(slot + 1, math.ceil((ended - anchor) / interval - 1e-9))
             if next_slot > slot + 1:
@@ -470,6 +479,7 @@ class ScrapeManager:
                 clock=self.monotonic,
                 thread_threshold=self.thread_threshold,
                 count_series=False,  # the observer counts scrape_series_added across scrapes
+                cache=loop.cache,
             )
             return loop.observer.observe(result, wall)
         except ConfigError as exc:

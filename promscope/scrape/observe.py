@@ -31,9 +31,12 @@ kind ``SCRAPE`` whose ``source`` is the target's ``job/instance``:
 from __future__ import annotations
 
 from collections.abc import Mapping
+from itertools import chain
+from operator import attrgetter
 from types import MappingProxyType
 from urllib.parse import urlsplit
 
+from promscope.exposition._lex import new_samples
 from promscope.model import Labels, MetricFamily, MetricType, Sample
 from promscope.observation import Observation, ObservationKind, Outcome, Transport
 from promscope.scrape.health import FailureClass
@@ -67,17 +70,30 @@ REPORT_SERIES: tuple[tuple[str, str], ...] = (
 _MAX_CACHE = 1_000_000
 """Series remembered per target for ``scrape_series_added``; beyond it the count is approximate."""
 
+_SAMPLES = attrgetter("samples")
+_NAME = attrgetter("name")
+_LABELS = attrgetter("labels")
+_VALUE = attrgetter("value")
+_TIMESTAMP = attrgetter("timestamp")
+_EXEMPLAR = attrgetter("exemplar")
+_LINE = attrgetter("line")
+_HISTOGRAM = attrgetter("native_histogram")
+
 
 class ScrapeObserver:
     """Turns the scrapes of one target into Observations (see the module docstring)."""
 
-    __slots__ = ("_cache", "_previous", "target")
+    __slots__ = ("_cache", "_labels", "_merged", "_names", "target")
 
     def __init__(self, target: ScrapeTarget) -> None:
         self.target = target
         self._cache: dict[tuple[str, Labels], Labels] = {}
         """Scraped (name, labels) -> final labels, for the series of the last ingested scrape."""
-        self._previous = 0
+        self._names: tuple[str, ...] | None = None
+        self._labels: tuple[Labels, ...] = ()
+        self._merged: tuple[Labels, ...] = ()
+        """The last ingested scrape's sample names, scraped labels and final labels, in order (tuples of
+        strings, which the collector stops tracking, where lists would be walked by every collection)."""
 
     def observe(self, result: ScrapeResult, time: float) -> Observation:
         """The Observation for one scrape of this target, made at wall time ``time``."""
@@ -185,44 +201,70 @@ class ScrapeObserver:
         )
 
     def _relabel(self, scraped: tuple[MetricFamily, ...]) -> tuple[list[MetricFamily], int]:
+        """The families with target labels applied, and how many series are new since the last scrape.
+
+        A scrape whose samples have the same names and labels in the same order as the last
+        ingested one (the usual case, and one comparison of two lists when the parser's scrape
+        cache hands out the same label tuples) has the same final labels and adds no series;
+        only its values, timestamps and exemplars are new. The samples are built a column at a
+        time.
+        """
+        flat = list(chain.from_iterable(map(_SAMPLES, scraped)))
+        names = tuple(map(_NAME, flat))
+        labels = tuple(map(_LABELS, flat))
+        if names == self._names and labels == self._labels:
+            merged = self._merged
+            added = 0
+        else:
+            merged, added = self._merge_all(names, labels)
+        samples = new_samples(
+            names,
+            merged,
+            list(map(_VALUE, flat)),
+            list(map(_LINE, flat)),
+            list(map(_TIMESTAMP, flat)) if self.target.honor_timestamps else None,
+            list(map(_EXEMPLAR, flat)),
+            list(map(_HISTOGRAM, flat)),
+        )
+        out: list[MetricFamily] = []
+        start = 0
+        for family in scraped:
+            end = start + len(family.samples)
+            out.append(
+                MetricFamily(
+                    family.name, family.type, family.help, family.unit, tuple(samples[start:end]), family.line
+                )
+            )
+            start = end
+        return out, added
+
+    def _merge_all(
+        self, names: tuple[str, ...], labels: tuple[Labels, ...]
+    ) -> tuple[tuple[Labels, ...], int]:
+        """Final labels per sample, looked up among the last scrape's series; counts the new ones."""
         target = self.target
         honor = target.honor_labels
-        keep_ts = target.honor_timestamps
         target_labels = target.labels
         old = self._cache
         new: dict[tuple[str, Labels], Labels] = {}
         added = 0
-        out: list[MetricFamily] = []
-        for family in scraped:
-            samples: list[Sample] = []
-            for sample in family.samples:
-                key = (sample.name, sample.labels)
-                labels = old.get(key)
-                if labels is None:
-                    labels = new.get(key)
-                    if labels is None:
-                        labels = _merge(sample.labels, target_labels, honor)
-                        added += 1
-                new[key] = labels
-                samples.append(
-                    Sample(
-                        sample.name,
-                        labels,
-                        sample.value,
-                        sample.timestamp if keep_ts else None,
-                        sample.exemplar,
-                        sample.line,
-                        sample.native_histogram,
-                    )
-                )
-            out.append(
-                MetricFamily(family.name, family.type, family.help, family.unit, tuple(samples), family.line)
-            )
+        merged: list[Labels] = []
+        for key in zip(names, labels, strict=True):
+            final = old.get(key)
+            if final is None:
+                final = new.get(key)
+                if final is None:
+                    final = _merge(key[1], target_labels, honor)
+                    added += 1
+            new[key] = final
+            merged.append(final)
         if len(new) <= _MAX_CACHE:
             self._cache = new
+            self._names, self._labels, self._merged = names, labels, tuple(merged)
         else:  # pragma: no cover - a million series on one target
             self._cache = {}
-        return out, added
+            self._names, self._labels, self._merged = None, (), ()
+        return tuple(merged), added
 
 
 def _merge(scraped: Labels, target: Labels, honor: bool) -> Labels:
