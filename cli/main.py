@@ -36,7 +36,10 @@ __all__ = ["COMMANDS", "PromscopeGroup", "cli", "exit_code_for", "main"]
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "check": ("cli.commands.check:check", "Validate and lint expositions (files, stdin, URLs)."),
-    "scrape": ("cli.commands.scrape:scrape", "Scrape a target once and show what came back."),
+    "scrape": (
+        "cli.commands.scrape:scrape",
+        "Scrape a target once, or targets every interval, and show what came back.",
+    ),
     "diff": (
         "cli.commands.diff:diff",
         "Compare two expositions, one against a baseline, or one endpoint over time.",
