@@ -44,7 +44,7 @@ import numpy as np
 import numpy.typing as npt
 
 from promscope.model import Labels, MetricFamily
-from promscope.observation import Observation
+from promscope.observation import Observation, ObservationKind
 from promscope.query.ast import (
     ARITHMETIC,
     COMPARISONS,
@@ -231,11 +231,16 @@ class SeriesSet:
 
     @classmethod
     def from_observations(cls, observations: Iterable[Observation]) -> SeriesSet:
-        """Every sample that accepted observations carried, each at its own timestamp or the observation's."""
+        """Every sample that accepted observations carried, each at its own timestamp or the observation's.
+
+        A scrape that failed still carries Prometheus's report series (``up`` 0,
+        ``scrape_duration_seconds``…), which Prometheus records too; a refused push carries what
+        was refused, which nobody stored.
+        """
 
         def samples() -> Iterator[tuple[Labels, float, float]]:
             for observation in observations:
-                if observation.accepted:
+                if observation.accepted or observation.kind is ObservationKind.SCRAPE:
                     yield from _family_samples(observation.families, observation.time)
 
         return cls.from_samples(samples())

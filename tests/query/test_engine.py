@@ -372,3 +372,38 @@ def test_evaluation_errors_point_at_the_node() -> None:
         engine.instant('1 + abs({__name__=~"a|b"})', T0)
     assert caught.value.column == 5
     assert caught.value.message.startswith("1:5: evaluation error: ")
+
+
+def test_a_failed_scrape_in_a_session_still_reports_up_zero() -> None:
+    from promscope.model import MetricFamily, MetricType, Sample
+    from promscope.observation import Observation, ObservationKind, Outcome, Transport
+    from promscope.query.engine import Engine, SeriesSet
+
+    def scrape(instance: str, up: float, outcome: Outcome) -> Observation:
+        labels = (("instance", instance), ("job", "node"))
+        return Observation(
+            kind=ObservationKind.SCRAPE,
+            source=f"node/{instance}",
+            time=1000.0,
+            outcome=outcome,
+            transport=Transport("http"),
+            families=(MetricFamily("up", MetricType.GAUGE, samples=(Sample("up", labels, up),)),),
+        )
+
+    refused_push = Observation(
+        kind=ObservationKind.PUSHGATEWAY,
+        source="job=x",
+        time=1000.0,
+        outcome=Outcome.REJECTED,
+        transport=Transport("http"),
+        families=(MetricFamily("refused", MetricType.GAUGE, samples=(Sample("refused", (), 1.0),)),),
+    )
+    series = SeriesSet.from_observations(
+        [scrape("a:1", 1.0, Outcome.ACCEPTED), scrape("b:1", 0.0, Outcome.FAILED), refused_push]
+    )
+    result = Engine(series).instant("up", 1000.0).data()
+    assert sorted((r["metric"]["instance"], r["value"][1]) for r in result["result"]) == [
+        ("a:1", "1"),
+        ("b:1", "0"),
+    ]
+    assert Engine(series).instant("refused", 1000.0).data()["result"] == []
