@@ -82,6 +82,10 @@ CODES: dict[str, Code] = {
     "PG-008": Code(Severity.ERROR, "a label name starts with '__', which Prometheus reserves"),
     "PG-009": Code(Severity.WARNING, "push_time_seconds or push_failure_time_seconds pushed; replaced"),
     "PG-010": Code(Severity.WARNING, "a body label is overridden by the grouping label of the same name"),
+    "PG-011": Code(
+        Severity.ERROR,
+        "a new group's push_time_seconds would have another group's labels (no instance = empty instance)",
+    ),
     "PG-020": Code(Severity.ERROR, "the push carries more series than the per-push limit"),
     "PG-021": Code(Severity.ERROR, "the push would take the Pushgateway over its total series limit"),
     "PG-022": Code(Severity.ERROR, "the push would create a group beyond the group limit"),
@@ -113,6 +117,13 @@ def format_group(key: Iterable[tuple[str, str]]) -> str:
     """``job=batch/instance=host1/zone=a``: job first, the rest by name (the Observation ``source``)."""
     pairs = sorted(key, key=lambda pair: (pair[0] != "job", pair[0]))
     return "/".join(f"{name}={value}" for name, value in pairs)
+
+
+def _exposed(key: GroupKey) -> Labels:
+    """The labels of a group's ``push_time_seconds``: its key, plus ``instance=""`` when it has none."""
+    labels = dict(key)
+    labels.setdefault("instance", "")
+    return tuple(sorted(labels.items()))
 
 
 def _ordered(key: GroupKey) -> Labels:
@@ -543,6 +554,20 @@ class GroupStore:
         problems: list[Diagnostic] = []
         own = self.groups.get(key)
         pushed = push.families
+        twin = self.twin(key) if own is None else None
+        if twin is not None:
+            problems.append(
+                Diagnostic(
+                    "PG-011",
+                    Severity.ERROR,
+                    0,
+                    0,
+                    f"group {format_group(key)} would expose push_time_seconds"
+                    f"{_show_labels(_exposed(key))} like group {format_group(twin)} does: to Prometheus "
+                    'a missing instance and instance="" are the same; push to that group instead',
+                    PUSH_TIME,
+                )
+            )
 
         def exists(name: str) -> MetricType | None:
             """The type ``name`` will have once the push is applied, or None when nothing holds it."""
@@ -725,6 +750,22 @@ class GroupStore:
             series_removed=series_removed,
             series_changed=series_changed,
         )
+
+    def twin(self, key: GroupKey) -> GroupKey | None:
+        """The held group, other than ``key``, whose ``push_time_seconds`` has the labels ``key``'s would.
+
+        Only ``{job="x"}`` and ``{job="x", instance=""}`` can be such twins: both
+        are exposed with ``instance=""``.
+        """
+        labels = dict(key)
+        if "instance" not in labels:
+            labels["instance"] = ""
+        elif labels["instance"] == "":
+            del labels["instance"]
+        else:
+            return None
+        other = group_key(labels)
+        return other if other in self.groups else None
 
     def record_failure(
         self, key: GroupKey, *, now: float, sender: str | None = None, user_agent: str | None = None

@@ -899,7 +899,9 @@ class PushgatewayReceiver:
     ) -> Response:
         """Upstream's answer to a push that fails the check: 400, and the group's failure time is set."""
         store = self.store
-        if store.get(key) is not None or len(store) < self.limits.max_groups:
+        # A failure-only group for a key whose twin is held would break /metrics (upstream does just
+        # that: its every scrape fails afterwards); the refusal is shown, the group is not created.
+        if store.get(key) is not None or (len(store) < self.limits.max_groups and store.twin(key) is None):
             group = store.record_failure(key, now=now, sender=request.peer, user_agent=request.user_agent)
             if self._persist is not None:
                 await self._commit(_group_write(group, held=False))

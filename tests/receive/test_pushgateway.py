@@ -279,6 +279,31 @@ def test_duplicate_series_across_groups_and_own_names() -> None:
     run(test)
 
 
+@pytest.mark.parametrize("twin", ["/metrics/job/z/instance@base64/=", "/metrics/job/z/instance/"])
+def test_a_group_whose_push_time_would_duplicate_anothers_is_refused_and_not_created(twin: str) -> None:
+    async def test() -> None:
+        seen: list[Observation] = []
+        receiver = PushgatewayReceiver(sink=seen.append)
+        assert (await send(receiver, "PUT", "/metrics/job/z", "a 1\n")).status == 200
+        refused = await send(receiver, "PUT", twin, "b 1\n")
+        assert refused.status == 400  # as upstream answers
+        assert b"PG-011" in refused.body and b'instance=""' in refused.body
+        # upstream creates the failure-only group here, and every scrape of it fails from then on
+        assert [g.source for g in receiver.groups()] == ["job=z"]
+        result = parse(render_text(receiver.exposition_families()), "text")
+        assert not result.errors()
+        # the other way round too, and a group with another label is no twin
+        assert (await send(receiver, "DELETE", "/metrics/job/z")).status == 202
+        assert (await send(receiver, "PUT", twin, "b 1\n")).status == 200
+        assert (await send(receiver, "PUT", "/metrics/job/z", "a 1\n")).status == 400
+        assert (await send(receiver, "PUT", "/metrics/job/z/zone@base64/=", "c 1\n")).status == 200
+        await asyncio.sleep(0)
+        codes = [d.code for o in seen if not o.accepted for d in o.diagnostics]
+        assert codes == ["PG-011", "PG-011"]
+
+    run(test)
+
+
 def test_help_clash_is_a_warning_and_the_longest_held_help_wins() -> None:
     async def test() -> None:
         seen: list[Observation] = []
