@@ -678,7 +678,10 @@ def _record_option(function: Any) -> Any:
     help="Accepted bearer token; repeatable.",
 )
 @click.option(
-    "--tls-cert-file", type=click.Path(exists=True, dir_okay=False), default=None, help="Serve HTTPS."
+    "--tls-cert-file",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Serve TLS on every TCP listener: HTTPS, and StatsD over TCP (UDP stays plaintext).",
 )
 @click.option(
     "--tls-key-file",
@@ -690,7 +693,7 @@ def _record_option(function: Any) -> Any:
     "--tls-client-ca-file",
     type=click.Path(exists=True, dir_okay=False),
     default=None,
-    help="Require client certificates signed by this CA.",
+    help="Require client certificates signed by this CA, on every TCP listener.",
 )
 @click.option(
     "--max-body-size",

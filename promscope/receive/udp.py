@@ -12,6 +12,10 @@ for the loop are bounded; when the loop falls behind, the reader pauses and the 
 the load (what it cannot hold shows up as kernel drops, which :func:`udp_kernel_drops` reads from
 ``/proc/net/udp``).
 
+Datagram sockets carry no TLS and no credentials: whoever can reach one can send to it, so they
+bind 127.0.0.1 (or a socket path) unless told otherwise. TLS for StatsD is the TCP listener's
+(:class:`~promscope.receive.statsd.StatsdReceiver`'s ``tls``).
+
 Nothing here blocks the event loop: :meth:`DatagramReader.stop` wakes the thread with a datagram to
 itself and joins it from a worker thread.
 """
