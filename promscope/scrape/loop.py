@@ -14,9 +14,9 @@ How it behaves, as Prometheus's scrape loop does:
 
 * **One asyncio task per target**, all on the caller's event loop, sharing
   one connection pool bounded by ``max_connections``. The pool is split
-  into ``pool_shards`` ``httpx.AsyncClient`` objects (targets are assigned
-  by a hash of ``host:port``, each shard holding an equal share of the
-  connections), because httpcore looks at every pooled connection on every
+  into ``pool_shards`` ``httpx.AsyncClient`` objects (each new ``host:port``
+  goes to the shard with the fewest hosts so far, each shard holding an equal
+  share of the connections), because httpcore looks at every pooled connection on every
   request: one client with hundreds of connections spends more CPU choosing
   a connection than parsing the scrape. Targets with their own TLS settings
   get their own shards per distinct :class:`~promscope.scrape.TLSConfig`.
@@ -68,7 +68,6 @@ import datetime
 import logging
 import math
 import time
-import zlib
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -93,6 +92,11 @@ log = logging.getLogger("promscope.scrape")
 Sleep = Callable[[float], Awaitable[None]]
 
 ALIGN_TOLERANCE = 0.002
+"""Prometheus's ``ScrapeTimestampTolerance``: a scrape this close to its due time gets the due time."""
+
+KEEPALIVE = 300.0
+"""Seconds an idle connection to a target is kept, as Prometheus's scrape client keeps it
+(``IdleConnTimeout`` 5 minutes); httpx's default of 5 s would close it just before the next scrape."""
 """Prometheus's ``ScrapeTimestampTolerance``: a scrape this close to its due time gets the due time."""
 
 
@@ -217,6 +221,10 @@ class ScrapeManager:
         self.stats = ManagerStats()
         self._client = client
         self._clients: dict[tuple[TLSConfig, int], httpx.AsyncClient] = {}
+        self._shard_of: dict[str, int] = {}
+        """``host:port`` -> its shard, so targets spread evenly (a hash leaves some shards short of
+        connections, which then close and reopen connections on every scrape)."""
+        self._shard_hosts = [0] * self.pool_shards
         self._loops: dict[tuple[str, tuple[tuple[str, str], ...]], _Loop] = {}
         self._sources: dict[str, _Source] = {}
         self._running = False
@@ -402,15 +410,24 @@ class ScrapeManager:
         if self._client is not None:
             return self._client
         tls = request.tls if request.is_https else TLSConfig()
-        netloc = urlsplit(request.url).netloc.encode("utf-8", "surrogatepass")
-        shard = zlib.crc32(netloc) % self.pool_shards
+        netloc = urlsplit(request.url).netloc
+        shard = self._shard_of.get(netloc)
+        if shard is None:
+            if len(self._shard_of) >= 2 * self.max_targets:  # bounded: start the assignment afresh
+                self._shard_of.clear()
+                self._shard_hosts = [0] * self.pool_shards
+            shard = self._shard_hosts.index(min(self._shard_hosts))
+            self._shard_hosts[shard] += 1
+            self._shard_of[netloc] = shard
         client = self._clients.get((tls, shard))
         if client is None:
             verify: Any = tls.ssl_context() if not tls.is_default else True
             share = max(1, self.max_connections // self.pool_shards)
             client = httpx.AsyncClient(
                 verify=verify,
-                limits=httpx.Limits(max_connections=share, max_keepalive_connections=share),
+                limits=httpx.Limits(
+                    max_connections=share, max_keepalive_connections=share, keepalive_expiry=KEEPALIVE
+                ),
                 trust_env=False,
             )
             self._clients[(tls, shard)] = client
