@@ -38,7 +38,7 @@ from promscope.model import Format, ParseResult, Severity
 from promscope.scrape.result import ErrorKind, ScrapeError, ScrapeResult, Timings
 from promscope.scrape.target import Target
 
-__all__ = ["Clock", "fetch", "make_client", "scrape_sync"]
+__all__ = ["Clock", "Exchange", "fetch", "make_client", "receive", "scrape_sync"]
 
 Clock = Callable[[], float]
 """Monotonic seconds (``time.perf_counter`` unless a test injects one)."""
@@ -413,7 +413,114 @@ async def fetch(
     target's (see :func:`make_client`). Raises
     :class:`~promscope.errors.ConfigError` only for unreadable local files
     named by the target; everything the target does ends up on the result.
+
+    It is :func:`receive` (the HTTP exchange) then :meth:`Exchange.result` (the parse),
+    in a worker thread for bodies over ``thread_threshold`` bytes.
     """
+    exchange = await receive(target, client=client, clock=clock)
+    options: dict[str, Any] = {
+        "limits": limits,
+        "semantics": semantics,
+        "count_series": count_series,
+        "cache": cache,
+    }
+    if exchange.body_size > thread_threshold:
+        return await asyncio.to_thread(exchange.result, clock, **options)
+    return exchange.result(clock, **options)
+
+
+@dataclass(slots=True)
+class Exchange:
+    """The HTTP half of a scrape: the response and its (decoded) body, not parsed yet.
+
+    :meth:`result` parses it and makes the :class:`ScrapeResult`; it does no I/O, so a
+    caller can run it and what follows (the live loop: the Observation and the sink) as
+    one synchronous step.
+    """
+
+    target: Target
+    response: httpx.Response | None
+    body: _Body
+    error: ScrapeError | None
+    connect: float | None
+    tls: float | None
+    first_byte: float | None
+    total: float
+
+    @property
+    def body_size(self) -> int:
+        return self.body.size
+
+    def result(
+        self,
+        clock: Clock = time.perf_counter,
+        *,
+        limits: ParseLimits | None = None,
+        semantics: bool = True,
+        count_series: bool = True,
+        cache: ParseCache | None = None,
+    ) -> ScrapeResult:
+        """Parse the body (when the exchange got one) and say what Prometheus would record."""
+        target = self.target
+        response = self.response
+        body = self.body
+        error = self.error
+        if response is None:
+            assert error is not None
+            return ScrapeResult(
+                target=target.url,
+                accept=target.accept,
+                timings=Timings(self.connect, self.tls, self.first_byte, self.total),
+                error=error,
+                up=0,
+                up_reason=error.message,
+                body_size_limit=target.body_size_limit,
+            )
+        content_type = response.headers.get("content-type")
+        negotiated = format_from_content_type(content_type)
+        data = body.data()
+        parsed: ParseResult | None = None
+        fmt: Format | None = None
+        parse_seconds = 0.0
+        if response.status_code == 200 and error is None:
+            chosen, error = _decide_format(negotiated, target, data)
+            fmt = chosen
+            parse_started = clock()
+            parsed = parse(data, chosen, limits=limits, semantics=semantics, cache=cache)
+            parse_seconds = max(0.0, clock() - parse_started)
+
+        up, up_reason, error = _predict_up(error, parsed)
+        return ScrapeResult(
+            target=target.url,
+            accept=target.accept,
+            final_url=str(response.url),
+            redirects=len(response.history),
+            status=response.status_code,
+            reason=response.reason_phrase,
+            http_version=response.http_version,
+            headers=tuple((name.lower(), value) for name, value in response.headers.multi_items()),
+            content_type=content_type,
+            content_encoding=response.headers.get("content-encoding"),
+            negotiated=negotiated,
+            format=fmt,
+            compressed_bytes=body.wire,
+            uncompressed_bytes=body.size,
+            timings=Timings(self.connect, self.tls, self.first_byte, self.total, parse_seconds),
+            parse=parsed,
+            error=error,
+            up=up,
+            up_reason=up_reason,
+            scrape_series_added=_distinct_series(parsed) if parsed is not None and up and count_series else 0,
+            scrape_body_size_bytes=-1 if body.limit_hit else (body.size if parsed is not None else 0),
+            body_size_limit=target.body_size_limit,
+            body=data,
+        )
+
+
+async def receive(
+    target: Target | str, *, client: httpx.AsyncClient | None = None, clock: Clock = time.perf_counter
+) -> Exchange:
+    """The HTTP half of :func:`fetch`: send the request, read the body under the limits, time it."""
     if isinstance(target, str):
         target = Target(target)
     headers = target.request_headers()
@@ -486,62 +593,7 @@ async def fetch(
     first_byte = (headers_done - start) if headers_done is not None else None
     total = max(0.0, end - start)
 
-    if response is None:
-        assert error is not None
-        return ScrapeResult(
-            target=target.url,
-            accept=target.accept,
-            timings=Timings(connect, tls, first_byte, total),
-            error=error,
-            up=0,
-            up_reason=error.message,
-            body_size_limit=target.body_size_limit,
-        )
-
-    content_type = response.headers.get("content-type")
-    negotiated = format_from_content_type(content_type)
-    data = body.data()
-    parsed: ParseResult | None = None
-    fmt: Format | None = None
-    parse_seconds = 0.0
-    if response.status_code == 200 and error is None:
-        chosen, error = _decide_format(negotiated, target, data)
-        fmt = chosen
-        parse_started = clock()
-        if len(data) > thread_threshold:
-            parsed = await asyncio.to_thread(
-                parse, data, chosen, limits=limits, semantics=semantics, cache=cache
-            )
-        else:
-            parsed = parse(data, chosen, limits=limits, semantics=semantics, cache=cache)
-        parse_seconds = max(0.0, clock() - parse_started)
-
-    up, up_reason, error = _predict_up(error, parsed)
-    return ScrapeResult(
-        target=target.url,
-        accept=target.accept,
-        final_url=str(response.url),
-        redirects=len(response.history),
-        status=response.status_code,
-        reason=response.reason_phrase,
-        http_version=response.http_version,
-        headers=tuple((name.lower(), value) for name, value in response.headers.multi_items()),
-        content_type=content_type,
-        content_encoding=response.headers.get("content-encoding"),
-        negotiated=negotiated,
-        format=fmt,
-        compressed_bytes=body.wire,
-        uncompressed_bytes=body.size,
-        timings=Timings(connect, tls, first_byte, total, parse_seconds),
-        parse=parsed,
-        error=error,
-        up=up,
-        up_reason=up_reason,
-        scrape_series_added=_distinct_series(parsed) if parsed is not None and up and count_series else 0,
-        scrape_body_size_bytes=-1 if body.limit_hit else (body.size if parsed is not None else 0),
-        body_size_limit=target.body_size_limit,
-        body=data,
-    )
+    return Exchange(target, response, body, error, connect, tls, first_byte, total)
 
 
 def scrape_sync(target: Target | str, **kwargs: Any) -> ScrapeResult:

@@ -32,7 +32,9 @@ How it behaves, as Prometheus's scrape loop does:
   once (as Prometheus's ticker does); every grid point that passed meanwhile
   is counted in :attr:`LoopStats.missed_intervals`. The delay between a due
   time and the actual start is the loop's lag (:attr:`LoopStats.lag_max`).
-* **Each scrape** is :func:`promscope.scrape.fetch` with the target's
+* **Each scrape** is :func:`promscope.scrape.fetch` (as its two halves:
+  :func:`~promscope.scrape._fetch.receive`, then the parse with the
+  collector paused until the sink has the Observation) with the target's
   request and its :class:`~promscope.exposition.ParseCache` (as Prometheus's
   scrape cache: a body whose lines repeat the previous scrape's but for
   their values is read without parsing it again, with the same result),
@@ -65,10 +67,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import functools
+import gc
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -78,7 +82,7 @@ import httpx
 from promscope.errors import ConfigError
 from promscope.exposition import ParseCache
 from promscope.observation import Observation, ObservationSink
-from promscope.scrape._fetch import fetch
+from promscope.scrape._fetch import receive
 from promscope.scrape.health import FailureClass, TargetHealth
 from promscope.scrape.observe import ScrapeObserver
 from promscope.scrape.sd import SourceStatus, StaticSource, TargetSource
@@ -462,18 +466,26 @@ class ScrapeManager:
                 stats.overlaps += 1
             loop.running = True
             try:
-                observation = await self._scrape(loop, wall)
+                finish = await self._scrape(loop, wall, started)
+                # From here to the sink nothing waits and nothing built forms a cycle. With the
+                # collector paused (as the parsers pause it), the scrape's samples are freed by
+                # reference counting before any collection has to walk them.
+                with _collector_paused():
+                    try:
+                        observation = finish()
+                    except Exception as exc:  # a promscope bug must not end the loop
+                        observation = self._internal_error(loop, wall, started, exc)()
+                    loop.health.record(observation)
+                    try:
+                        self.sink(observation)
+                    except Exception:  # the sink's bug: count it, say it, go on
+                        stats.sink_errors += 1
+                        log.exception("the observation sink failed for %s", target.identity)
+                    # Not held while waiting for the next scrape: what the sink keeps stays, the
+                    # rest goes now instead of ageing into the collector's oldest generation.
+                    del observation
             finally:
                 loop.running = False
-            loop.health.record(observation)
-            try:
-                self.sink(observation)
-            except Exception:  # the sink's bug: count it, say it, go on
-                stats.sink_errors += 1
-                log.exception("the observation sink failed for %s", target.identity)
-            # Not held while waiting for the next scrape: what the sink keeps stays, the rest goes
-            # now instead of ageing into the collector's oldest generation.
-            del observation
             ended = self.monotonic()
             next_slot = max(slot + 1, math.ceil((ended - anchor) / interval - 1e-9))
             if next_slot > slot + 1:
@@ -485,34 +497,45 @@ class ScrapeManager:
             slot = next_slot
             await self.sleep(max(0.0, anchor + slot * interval - self.monotonic()))
 
-    async def _scrape(self, loop: _Loop, wall: float) -> Observation:
+    async def _scrape(self, loop: _Loop, wall: float, begun: float) -> Callable[[], Observation]:
+        """The network half of a scrape; returns the rest (parse, Observation), which does no I/O."""
         request = loop.target.request
-        begun = self.monotonic()
+        observer = loop.observer
         try:
-            client = self._client_for(request)
-            result = await fetch(
-                request,
-                client=client,
-                clock=self.monotonic,
-                thread_threshold=self.thread_threshold,
-                count_series=False,  # the observer counts scrape_series_added across scrapes
-                cache=loop.cache,
-            )
-            return loop.observer.observe(result, wall)
+            exchange = await receive(request, client=self._client_for(request), clock=self.monotonic)
+            monotonic = self.monotonic
+            cache = loop.cache
+            if exchange.body_size > self.thread_threshold:  # parsed in a worker: the UI stays responsive
+                result = await asyncio.to_thread(exchange.result, monotonic, count_series=False, cache=cache)
+                return functools.partial(observer.observe, result, wall)
+
+            def finish() -> Observation:
+                # The observer counts scrape_series_added across scrapes, so the result need not.
+                return observer.observe(exchange.result(monotonic, count_series=False, cache=cache), wall)
+
+            return finish
         except ConfigError as exc:
             message = exc.message + (f" ({exc.hint})" if exc.hint else "")
-            return loop.observer.failed(wall, FailureClass.CONFIG, message, self.monotonic() - begun)
+            return functools.partial(
+                observer.failed, wall, FailureClass.CONFIG, message, self.monotonic() - begun
+            )
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a promscope bug must not end the loop
-            loop.stats.internal_errors += 1
-            log.exception("scraping %s raised", loop.target.identity)
-            return loop.observer.failed(
-                wall,
-                FailureClass.INTERNAL,
-                f"promscope failed: {type(exc).__name__}: {exc}",
-                self.monotonic() - begun,
-            )
+            return self._internal_error(loop, wall, begun, exc)
+
+    def _internal_error(
+        self, loop: _Loop, wall: float, begun: float, exc: Exception
+    ) -> Callable[[], Observation]:
+        loop.stats.internal_errors += 1
+        log.exception("scraping %s raised", loop.target.identity, exc_info=exc)
+        return functools.partial(
+            loop.observer.failed,
+            wall,
+            FailureClass.INTERNAL,
+            f"promscope failed: {type(exc).__name__}: {exc}",
+            self.monotonic() - begun,
+        )
 
     # -- reading --------------------------------------------------------------------------------------
 
@@ -585,3 +608,14 @@ def _rfc3339(stamp: float | None) -> str:
         return "0001-01-01T00:00:00Z"
     moment = datetime.datetime.fromtimestamp(stamp, tz=datetime.UTC)
     return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
