@@ -49,13 +49,13 @@ import contextlib
 import dataclasses
 import json
 import math
-import signal
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
+from cli.live import LineWriter, diagnostic_lines, install_signals, remove_signals, warnings_text, write_lines
 from cli.output import Styler, print_error
 
 if TYPE_CHECKING:
@@ -81,8 +81,6 @@ __all__ = [
 LINE_SCHEMA = "promscope.scrape.live/v1"
 SUMMARY_SCHEMA = "promscope.scrape.live.summary/v1"
 
-_QUEUE_LINES = 10_000
-"""Lines waiting to be written; a reader slower than the scrapes loses lines (counted), never the loop."""
 _MAX_TRACKED = 10_000
 """Targets whose health the summary keeps (targets that went away are forgotten first)."""
 _MAX_NOTES = 10_000
@@ -213,18 +211,13 @@ def scrape_line(
         where = f" at {first.line}:{first.column}" if first.line else ""
         more = f" (+{errors - 1} more)" if errors > 1 else ""
         parts.append(style(f"{first.code}{where}: {first.message}{more}", "red"))
-    warnings = sum(1 for d in observation.diagnostics if d.severity is Severity.WARNING)
+    warnings = warnings_text(observation.diagnostics, style)
     if warnings:
-        parts.append(style(f"{warnings} warning{'s' if warnings != 1 else ''}", "yellow"))
+        parts.append(warnings)
     line = "  ".join(parts)
     if not verbose:
         return line
-    more_lines = [f"    {transport.sender or '-'}"]
-    for diagnostic in observation.diagnostics:
-        where = f"line {diagnostic.line}:{diagnostic.column}: " if diagnostic.line else ""
-        more_lines.append(
-            f"    {style(diagnostic.severity.value, 'bold')} {diagnostic.code} {where}{diagnostic.message}"
-        )
+    more_lines = [f"    {transport.sender or '-'}", *diagnostic_lines(observation.diagnostics, style)]
     return "\n".join([line, *more_lines])
 
 
@@ -299,11 +292,8 @@ class _Tracked:
     lag_max: float = 0.0
 
 
-_END = "\x00end-of-scrape"
-
-
 @dataclass
-class LivePrinter:
+class LivePrinter(LineWriter):
     """The manager's sink: counts, keeps per-target health, records, and queues one line per scrape.
 
     Lines are written by :meth:`writer` off the event loop, so a slow terminal or pipe never delays a
@@ -433,39 +423,6 @@ class LivePrinter:
         return [self.name(self.tracked[k]) for k in added if k in self.tracked], [
             self.name(self.tracked[k]) for k in gone
         ]
-
-    # -- writing --
-
-    def emit(self, line: str) -> None:
-        if self._queue.qsize() >= _QUEUE_LINES:
-            self.lines_dropped += 1
-            return
-        self._queue.put_nowait(line)
-
-    async def writer(self, stream: IO[str]) -> None:
-        """Write queued lines in batches, off the loop, until :meth:`close` is called."""
-        queue = self._queue
-        while True:
-            batch = [await queue.get()]
-            while not queue.empty() and len(batch) < 1000:
-                batch.append(queue.get_nowait())
-            done = _END in batch
-            lines = [line for line in batch if line is not _END]
-            if lines:
-                await asyncio.to_thread(_write, stream, lines)
-            if done:
-                return
-
-    def close(self) -> None:
-        self._queue.put_nowait(_END)
-
-
-def _write(stream: IO[str], lines: Sequence[str]) -> None:
-    try:
-        stream.write("\n".join(lines) + "\n")
-        stream.flush()
-    except BrokenPipeError:
-        pass
 
 
 # -- summary -------------------------------------------------------------------------------------------
@@ -713,24 +670,6 @@ def build_sources(options: LiveOptions) -> Sources:
 # -- running -------------------------------------------------------------------------------------------
 
 
-_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-def _install_signals(stop: asyncio.Event) -> None:
-    loop = asyncio.get_running_loop()
-    for signum in _SIGNALS:
-        # Not the main thread, or no signals here: --count and --duration still end the run.
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(signum, stop.set)
-
-
-def _remove_signals() -> None:
-    loop = asyncio.get_running_loop()
-    for signum in _SIGNALS:
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.remove_signal_handler(signum)
-
-
 class _Notes:
     """Says each new source problem once on stderr, and targets coming and going."""
 
@@ -809,7 +748,7 @@ async def run_live(options: LiveOptions, out: IO[str], err: IO[str]) -> LiveResu
         if found.targets:
             manager.set_targets(found.targets, source="cli")
         started = time.monotonic()
-        _install_signals(stop)
+        install_signals(stop)
         writer = asyncio.get_running_loop().create_task(printer.writer(out))
         deadline = None if options.duration is None else started + options.duration
         try:
@@ -841,18 +780,16 @@ async def run_live(options: LiveOptions, out: IO[str], err: IO[str]) -> LiveResu
                 notes.targets(added, gone)
                 notes.sources(manager.sources(), _prometheus_issues(found.sources))
         finally:
-            _remove_signals()
+            remove_signals()
             await manager.stop()
             printer.sync(manager)
             sources = manager.sources()
-            printer.close()
-            with contextlib.suppress(TimeoutError):  # a stuck terminal or pipe: give up on the rest
-                await asyncio.wait_for(writer, 10.0)
+            await printer.finish(writer)
         elapsed = time.monotonic() - started
         if options.output == "json":
-            _write(out, [json.dumps(summary_json(printer, sources, elapsed), ensure_ascii=False)])
+            write_lines(out, [json.dumps(summary_json(printer, sources, elapsed), ensure_ascii=False)])
         else:
-            _write(out, [summary_text(printer, sources, elapsed)])
+            write_lines(out, [summary_text(printer, sources, elapsed)])
     return LiveResult(printer.shown, printer.up, len(printer.tracked))
 
 

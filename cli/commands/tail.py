@@ -82,16 +82,16 @@ import fnmatch
 import json
 import math
 import re
-import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from cli.exit_codes import ExitCode
+from cli.live import LineWriter, diagnostic_lines, install_signals, remove_signals, warnings_text, write_lines
 from cli.output import Styler, print_error, wants_color
 
 if TYPE_CHECKING:
@@ -116,8 +116,6 @@ PROTOCOLS = ("pushgateway", "statsd", "remote_write", "otlp")
 _PROTOCOL_ALIASES = {"remote-write": "remote_write", "remotewrite": "remote_write", "rw": "remote_write"}
 
 _MAX_LISTED = 100
-_QUEUE_LINES = 10_000
-"""Lines waiting to be written; a reader slower than the pushes loses lines (counted), never the loop."""
 
 _OUTCOME_STYLE = {
     "accepted": ("green",),
@@ -203,7 +201,6 @@ def observation_what(observation: Observation) -> str:
 
 def observation_line(observation: Observation, style: Styler, *, verbose: bool = False) -> str:
     """One line (more with ``verbose``: every error, the user agent) for an observation."""
-    from promscope.model import Severity
     from promscope.receive.log import INTERNAL_PROTOCOL, describe_error
 
     transport = observation.transport
@@ -232,9 +229,9 @@ def observation_line(observation: Observation, style: Styler, *, verbose: bool =
         (not error and not observation.accepted) or transport.protocol == INTERNAL_PROTOCOL
     ):
         parts.append(observation.message)
-    warnings = sum(1 for d in observation.diagnostics if d.severity is Severity.WARNING)
+    warnings = warnings_text(observation.diagnostics, style)
     if warnings:
-        parts.append(style(f"{warnings} warning{'s' if warnings != 1 else ''}", "yellow"))
+        parts.append(warnings)
     line = "  ".join(parts)
     if not verbose:
         return line
@@ -243,11 +240,7 @@ def observation_line(observation: Observation, style: Styler, *, verbose: bool =
         more.append(f"    user-agent: {transport.user_agent}")
     if observation.message and (observation.accepted or error) and transport.protocol != INTERNAL_PROTOCOL:
         more.append(f"    {observation.message}")
-    for diagnostic in observation.diagnostics:
-        where = f"line {diagnostic.line}:{diagnostic.column}: " if diagnostic.line else ""
-        more.append(
-            f"    {style(diagnostic.severity.value, 'bold')} {diagnostic.code} {where}{diagnostic.message}"
-        )
+    more.extend(diagnostic_lines(observation.diagnostics, style))
     return "\n".join([line, *more])
 
 
@@ -333,7 +326,7 @@ class Filters:
 
 
 @dataclass
-class TailPrinter:
+class TailPrinter(LineWriter):
     """The tail's sink: filters, logs to a PushLog, formats, and queues lines for a writer task.
 
     Formatting happens on the loop (cheap); writing happens in a worker thread, so
@@ -368,41 +361,6 @@ class TailPrinter:
         self.emit(line)
         if self.limit is not None and self.shown >= self.limit and self.on_limit is not None:
             self.on_limit()
-
-    def emit(self, line: str) -> None:
-        if self._queue.qsize() >= _QUEUE_LINES:
-            self.lines_dropped += 1
-            return
-        self._queue.put_nowait(line)
-
-    async def writer(self, stream: IO[str]) -> None:
-        """Write queued lines in batches, off the loop, until :meth:`close` is called."""
-        queue = self._queue
-        while True:
-            batch = [await queue.get()]
-            while not queue.empty() and len(batch) < 1000:
-                batch.append(queue.get_nowait())
-            done = _END in batch
-            lines = [line for line in batch if line is not _END]
-            if lines:
-                await asyncio.to_thread(_write, stream, lines)
-            if done:
-                return
-
-    def close(self) -> None:
-        """Tell the writer to finish what is queued and return."""
-        self._queue.put_nowait(_END)
-
-
-_END = "\x00end-of-tail"
-
-
-def _write(stream: IO[str], lines: list[str]) -> None:
-    try:
-        stream.write("\n".join(lines) + "\n")
-        stream.flush()
-    except BrokenPipeError:
-        pass
 
 
 def _plural(count: int, word: str) -> str:
@@ -905,7 +863,7 @@ async def _run(options: _Options) -> None:
             sinks.append(recorder)
         server = ReceiverServer(sinks=sinks, limits=options.limits, auth=options.auth, tls=options.tls)
         notes = _build(options, server)
-        _install_signals(stop)
+        install_signals(stop)
         started = time.monotonic()
         writer = asyncio.get_running_loop().create_task(printer.writer(out))
         try:
@@ -925,15 +883,13 @@ async def _run(options: _Options) -> None:
                 await stop.wait()
         finally:
             await server.stop()
-            printer.close()
-            with contextlib.suppress(TimeoutError):  # a stuck terminal or pipe: give up on the rest
-                await asyncio.wait_for(writer, 10.0)
-            _remove_signals()
+            await printer.finish(writer)
+            remove_signals()
     elapsed = time.monotonic() - started
     if options.output == "json":
-        _write(out, [json.dumps(summary_json(printer, elapsed), ensure_ascii=False)])
+        write_lines(out, [json.dumps(summary_json(printer, elapsed), ensure_ascii=False)])
     else:
-        _write(out, [summary_text(printer, elapsed, style)])
+        write_lines(out, [summary_text(printer, elapsed, style)])
 
 
 def _recording(path: str | None) -> Any:
@@ -944,21 +900,3 @@ def _recording(path: str | None) -> Any:
     from cli.commands.replay import recording
 
     return recording(path, verb="tail")
-
-
-_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-def _install_signals(stop: asyncio.Event) -> None:
-    loop = asyncio.get_running_loop()
-    for signum in _SIGNALS:
-        # Not the main thread, or no signals on this platform: --duration/--count still end the tail.
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(signum, stop.set)
-
-
-def _remove_signals() -> None:
-    loop = asyncio.get_running_loop()
-    for signum in _SIGNALS:
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.remove_signal_handler(signum)
