@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -274,3 +275,42 @@ async def test_the_pool_is_sharded_by_host_and_bounded() -> None:
     assert m._client_for(targets[0].request) is m._client_for(urls(1, interval=10)[0].request)
     await m.stop()
     assert m._clients == {}
+
+
+async def test_each_target_reads_a_repeated_body_from_its_parse_cache(
+    expo: Any, virtual_clock: Any, recorder: Any
+) -> None:
+    bodies = iter([expo(3, value=1), expo(3, value=2), expo(4, value=3), expo(4, value=4)])
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        return expo.response(next(bodies))
+
+    m = manager(virtual_clock, recorder, handler, jitter=False)
+    m.set_targets(urls(1))
+    async with m:
+        await virtual_clock.advance(16)
+        (loop,) = m._loops.values()
+        assert (loop.cache.hits, loop.cache.misses) == (2, 2)  # the 2nd and 4th bodies repeat a shape
+    assert gc.isenabled()  # paused only while a scrape is parsed and handed to the sink
+    values = [[s.value for s in o.families[0].samples] for o in recorder.observations]
+    assert values == [[1, 2, 3], [2, 3, 4], [3, 4, 5, 6], [4, 5, 6, 7]]
+    added = [o.transport.extra["series_added"] for o in recorder.observations]
+    assert added == ["3", "0", "1", "0"]
+
+
+async def test_a_scrape_with_a_body_over_the_threshold_is_parsed_in_a_thread(
+    expo: Any, virtual_clock: Any, recorder: Any
+) -> None:
+    async def handler(request: httpx.Request) -> httpx.Response:
+        return expo.response(expo(50))
+
+    m = manager(virtual_clock, recorder, handler, jitter=False, thread_threshold=100)
+    m.set_targets(urls(1))
+    async with m:
+        await virtual_clock.advance(0)
+        for _ in range(100):  # the worker thread finishes in real time
+            if recorder.observations:
+                break
+            await asyncio.sleep(0.01)
+    (observation,) = recorder.observations
+    assert observation.outcome is Outcome.ACCEPTED and observation.series == 50 + 8

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import httpx
 import pytest
 
+from promscope.exposition import ParseCache, parse
 from promscope.observation import ObservationKind, Outcome
 from promscope.scrape import fetch
-from promscope.scrape.observe import REPORT_SERIES, ScrapeObserver
+from promscope.scrape.observe import REPORT_SERIES, ScrapeObserver, _merge
 from promscope.scrape.targets import ScrapeConfig, ScrapeTarget
 
 
@@ -110,3 +112,74 @@ async def test_a_scrape_prometheus_refuses_keeps_only_report_series(
     assert len(observation.families) == len(REPORT_SERIES)
     if failure == "parse":
         assert observation.diagnostics
+
+
+# --- a changing target, scraped with the parse cache: the same Observations as the rules say -------
+
+CHANGING = [
+    b'# TYPE a_total counter\na_total{x="1"} 1\na_total{x="2"} 2\nb{job="app",env=""} 3 1700000000000\n',
+    b'# TYPE a_total counter\na_total{x="1"} 5\na_total{x="2"} 6\nb{job="app",env=""} 3 1700000000000\n',
+    b'# TYPE a_total counter\na_total{x="1"} 5\na_total{x="2"} 6\nb{job="app",env=""} 4 1700000005000\n',
+    b'# TYPE a_total counter\na_total{x="1"} 7\na_total{x="2"} 8\na_total{x="3"} 1\nb{job="app",env=""} 4\n',
+    b'# TYPE a_total counter\na_total{x="2"} 9\nb{job="app",env=""} 4\n',
+    b'b{job="app",env=""} 4\n# TYPE a_total counter\na_total{x="2"} 9\n',
+    b'b{env="",job="app"} 4\n# TYPE a_total counter\na_total{x="2"} 10\n',
+    b'b{env="",job="app"} 4\nb{env="",job="app"} 5\n',
+    b'a_total{x="1"} 1\na_total{x="2"} 2\na_total{x="3"} 3\na_total{x="4"} 4\n',
+    b"a{ 1\n",
+]
+
+
+def expected(t: ScrapeTarget, body: bytes, previous: set[object]) -> tuple[list[object], set[object]] | None:
+    """What an ingested scrape must carry, worked out from the rules without any cache; None when refused."""
+    result = parse(body, "text")
+    if result.errors() and any(d.code.startswith("PS-") for d in result.errors()):
+        return None
+    samples = [s for f in result.families for s in f.samples]
+    if t.sample_limit and len(samples) > t.sample_limit:
+        return None
+    keys = {(s.name, s.labels) for s in samples}
+    view = [
+        (
+            s.name,
+            _merge(s.labels, t.labels, t.honor_labels),
+            s.value,
+            s.timestamp if t.honor_timestamps else None,
+            s.line,
+        )
+        for s in samples
+    ]
+    return [*view, ("added", len(keys - previous))], keys
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize(
+    "settings",
+    [{}, {"honor_labels": True}, {"honor_timestamps": False}, {"sample_limit": 3}],
+    ids=["default", "honor_labels", "no_timestamps", "sample_limit"],
+)
+async def test_cached_scrapes_observe_what_the_rules_say(seed: int, settings: dict[str, Any]) -> None:
+    rng = random.Random(seed)
+    t = target(**settings)
+    observer = ScrapeObserver(t)
+    cache = ParseCache()
+    previous: set[object] = set()
+    bodies = iter([rng.choice(CHANGING) if rng.random() < 0.4 else b"" for _ in range(40)])
+    body = CHANGING[0]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=body, headers={"Content-Type": "text/plain; version=0.0.4"})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        for chosen in bodies:
+            body = chosen or body  # empty: the same shape again (new values are in the bodies above)
+            observation = observer.observe(await fetch(t.request, client=client, cache=cache), 0.0)
+            want = expected(t, body, previous)
+            if want is None:
+                assert observation.outcome is not Outcome.ACCEPTED
+                continue
+            view, previous = want
+            scraped = [f for f in observation.families if f.name not in dict(REPORT_SERIES)]
+            got = [(s.name, s.labels, s.value, s.timestamp, s.line) for f in scraped for s in f.samples]
+            assert [*got, ("added", int(observation.transport.extra["series_added"]))] == view
+    assert cache.hits and cache.misses
