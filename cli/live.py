@@ -14,18 +14,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Iterable, Sequence
+import sys
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import IO, TYPE_CHECKING
+
+from cli.output import print_error
 
 if TYPE_CHECKING:
     from cli.output import Styler
     from promscope.model import Diagnostic
+    from promscope.store.session import SessionRecorder
 
 __all__ = [
     "QUEUE_LINES",
     "LineWriter",
     "diagnostic_lines",
     "install_signals",
+    "recording",
     "remove_signals",
     "warnings_text",
     "write_lines",
@@ -105,6 +110,32 @@ def remove_signals() -> None:
     for signum in _SIGNALS:
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.remove_signal_handler(signum)
+
+
+@contextlib.asynccontextmanager
+async def recording(path: str | None, *, verb: str) -> AsyncIterator[SessionRecorder | None]:
+    """Open a recorder for ``--record FILE`` (None without one), and say on stderr what it wrote.
+
+    Usage in a live verb::
+
+        async with recording(record, verb="tail") as recorder:
+            sink = tee(printer, recorder) if recorder is not None else printer
+
+    A file that cannot be created raises :class:`~promscope.store.session.SessionFileError`
+    (an InputError: one error line, exit 3) before anything is received.
+    """
+    if path is None:
+        yield None
+        return
+    from promscope.store.session import open_recorder
+
+    async with open_recorder(path, meta={"verb": verb}) as recorder:
+        yield recorder
+    stats = recorder.stats
+    if stats.dropped_total or stats.errors:
+        print_error(stats.describe(), stream=sys.stderr, level="warning")
+    else:
+        sys.stderr.write(f"promscope: {stats.describe()}\n")
 
 
 def diagnostic_lines(diagnostics: Iterable[Diagnostic], style: Styler) -> list[str]:

@@ -20,6 +20,7 @@ from typing import IO, TYPE_CHECKING, Any
 import click
 
 from cli.exit_codes import EPILOG, PROMTOOL_EPILOG, ExitCode
+from cli.options import EXTENSION_FORMATS, input_format
 from cli.output import print_error, wants_color
 from cli.reporters import OUTPUTS
 
@@ -31,9 +32,6 @@ if TYPE_CHECKING:
     from promscope.model import ParseResult, Severity
 
 __all__ = ["EXTENSION_FORMATS", "check"]
-
-EXTENSION_FORMATS = {".prom": "text", ".om": "openmetrics", ".pb": "protobuf"}
-"""With ``--format auto``, a file's extension decides its format; other names are sniffed."""
 
 _DIRECTORY_GLOBS = ("*.prom", "*.om", "*.pb")
 
@@ -301,10 +299,7 @@ def _check_one(name: str, settings: _Settings, *, promtool: bool) -> FileOutcome
             data = _read(name)
         except OSError as exc:
             return FileOutcome(display, error=_os_error_text(exc))
-        fmt = settings.format
-        if fmt == "auto" and name != "-":
-            fmt = EXTENSION_FORMATS.get(os.path.splitext(name)[1].lower(), "auto")
-        result = parse(data, format=fmt, semantics=not promtool)
+        result = parse(data, format=input_format(settings.format, name), semantics=not promtool)
 
     from promscope.check import check_result
 

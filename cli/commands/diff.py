@@ -36,6 +36,7 @@ from typing import IO, TYPE_CHECKING, Any
 import click
 
 from cli.exit_codes import ExitCode
+from cli.options import input_format, parse_duration, record_option, value_callback
 from cli.output import Styler, print_error, wants_color
 
 if TYPE_CHECKING:
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Loaded", "diff", "load_input"]
 
-EXTENSION_FORMATS = {".prom": "text", ".om": "openmetrics", ".pb": "protobuf"}
 
 _HELP = """Show what differs between two expositions, or in one endpoint over time.
 
@@ -136,10 +136,7 @@ def load_input(name: str, *, format_: str = "auto", timeout: float = 10.0) -> Lo
                 "no such file" if isinstance(exc, FileNotFoundError) else (exc.strerror or str(exc)).lower()
             )
             raise _Unreadable(name, reason) from None
-        fmt = format_
-        if fmt == "auto" and name != "-":
-            fmt = EXTENSION_FORMATS.get(Path(name).suffix.lower(), "auto")
-        parsed = parse(data, format=fmt)
+        parsed = parse(data, format=input_format(format_, name))
     return Loaded(name, parsed.families, len(parsed.errors()))
 
 
@@ -154,21 +151,7 @@ def _warn_errors(loaded: Loaded, err: IO[str]) -> None:
         )
 
 
-def _record_option(function: Any) -> Any:
-    from cli.commands.replay import record_option
-
-    return record_option(function)
-
-
-def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
-    if value is None:
-        return None
-    from cli.commands.scrape import parse_duration
-
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+_duration = value_callback(parse_duration)
 
 
 @click.command(
@@ -227,7 +210,7 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     show_default=True,
     help="Colour text output.",
 )
-@_record_option
+@record_option
 @click.pass_context
 def diff(
     ctx: click.Context,
@@ -496,7 +479,7 @@ def _run_interval(
 ) -> ExitCode:
     import asyncio
 
-    from cli.commands.replay import recording
+    from cli.live import recording
     from promscope.diff import FetchResult, watch
     from promscope.errors import PromscopeError
     from promscope.scrape import fetch, make_client

@@ -47,6 +47,7 @@ from typing import IO, TYPE_CHECKING, Any, NoReturn
 import click
 
 from cli.exit_codes import ExitCode
+from cli.options import input_format, parse_duration, value_callback
 from cli.output import print_error, wants_color
 
 if TYPE_CHECKING:
@@ -57,7 +58,6 @@ if TYPE_CHECKING:
 
 __all__ = ["parse_time", "query", "render_table"]
 
-_EXTENSION_FORMATS = {".prom": "text", ".om": "openmetrics", ".pb": "protobuf"}
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _MAX_STEPS = 250
 _RELATIVE = re.compile(r"^now\s*(?:([+-])\s*(.+))?$")
@@ -112,8 +112,6 @@ def parse_time(text: str, *, now: float | None = None) -> float:
         return seconds
     relative = _RELATIVE.match(value)
     if relative:
-        from cli.commands.scrape import parse_duration
-
         base = time.time() if now is None else now
         sign, amount = relative.groups()
         if amount is None:
@@ -143,15 +141,7 @@ def _time_option(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
         raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
 
 
-def _duration_option(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
-    if value is None:
-        return None
-    from cli.commands.scrape import parse_duration
-
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+_duration_option = value_callback(parse_duration)
 
 
 @click.command(
@@ -387,8 +377,7 @@ def _exposition(path: str, *, at: float | None, format_: str) -> tuple[SeriesSet
         except OSError as exc:
             _fail_source(f"{path}: {exc.strerror or exc}")
         name = path
-        if format_ == "auto":
-            format_ = _EXTENSION_FORMATS.get(file.suffix.lower(), "auto")
+        format_ = input_format(format_, path)
     parsed = parse(body, format=format_, semantics=False)
     errors = parsed.errors()
     if errors:

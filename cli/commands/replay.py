@@ -30,23 +30,21 @@ decoded (skipped); 2 usage error; 3 the file is not a readable session
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from cli.exit_codes import ExitCode
+from cli.live import recording
+from cli.options import parse_duration, record_option
 from cli.output import Styler, print_error, wants_color
 
 if TYPE_CHECKING:
     from promscope.observation import Observation
-    from promscope.store.session import SessionRecorder, SessionSummary
-
-_F = TypeVar("_F", bound=Callable[..., Any])
+    from promscope.store.session import SessionSummary
 
 __all__ = [
     "observation_json",
@@ -155,8 +153,6 @@ def replay(
         raise click.UsageError("--fast and --speed exclude each other", ctx)
     gap: float | None = None
     if max_gap is not None:
-        from cli.commands.scrape import parse_duration
-
         try:
             gap = parse_duration(max_gap)
         except ValueError as exc:
@@ -218,47 +214,6 @@ def replay(
         )
         ctx.exit(ExitCode.PROBLEMS)
     ctx.exit(ExitCode.OK)
-
-
-# -- --record FILE for live verbs -------------------------------------------------------------------------
-
-
-def record_option(function: _F) -> _F:
-    """The ``--record FILE`` option every live verb (``tail``, ``listen``, the scrape loop) shares."""
-    return click.option(
-        "--record",
-        "record",
-        metavar="FILE",
-        type=click.Path(dir_okay=False, writable=True),
-        default=None,
-        help="Write every observation to this session file (see promscope replay FILE).",
-    )(function)
-
-
-@contextlib.asynccontextmanager
-async def recording(path: str | None, *, verb: str) -> AsyncIterator[SessionRecorder | None]:
-    """Open a recorder for ``--record FILE`` (None without one), and say on stderr what it wrote.
-
-    Usage in a live verb::
-
-        async with recording(record, verb="tail") as recorder:
-            sink = tee(printer, recorder) if recorder is not None else printer
-
-    A file that cannot be created raises :class:`~promscope.store.session.SessionFileError`
-    (an InputError: one error line, exit 3) before anything is received.
-    """
-    if path is None:
-        yield None
-        return
-    from promscope.store.session import open_recorder
-
-    async with open_recorder(path, meta={"verb": verb}) as recorder:
-        yield recorder
-    stats = recorder.stats
-    if stats.dropped_total or stats.errors:
-        print_error(stats.describe(), stream=sys.stderr, level="warning")
-    else:
-        sys.stderr.write(f"promscope: {stats.describe()}\n")
 
 
 # -- presentation --------------------------------------------------------------------------------------------

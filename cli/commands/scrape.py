@@ -75,6 +75,7 @@ from typing import IO, TYPE_CHECKING, Any
 import click
 
 from cli.exit_codes import ExitCode
+from cli.options import parse_duration, record_option, value_callback
 from cli.output import print_error, wants_color
 
 if TYPE_CHECKING:
@@ -89,19 +90,6 @@ JSON_SCHEMA = "promscope.scrape/v1"
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtpe]?i?b?)?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50, "e": 1 << 60}
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|us|µs|ns|s|m|h|d|w|y)")
-_DURATION_SECONDS = {
-    "ns": 1e-9,
-    "us": 1e-6,
-    "µs": 1e-6,
-    "ms": 1e-3,
-    "s": 1.0,
-    "m": 60.0,
-    "h": 3600.0,
-    "d": 86400.0,
-    "w": 604800.0,
-    "y": 31536000.0,
-}
 
 
 def parse_byte_size(text: str) -> int:
@@ -121,49 +109,8 @@ def parse_byte_size(text: str) -> int:
     return int(float(number) * multiplier)
 
 
-def parse_duration(text: str) -> float:
-    """``10s``, ``500ms``, ``1m30s`` (Prometheus durations) or plain seconds ``2.5`` -> seconds."""
-    value = text.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        parts = list(_DURATION.finditer(value))
-        if not parts or "".join(p.group(0) for p in parts) != value:
-            raise ValueError(f"{text!r} is not a duration (e.g. 10s, 500ms, 1m30s)") from None
-        seconds = sum(float(p.group(1)) * _DURATION_SECONDS[p.group(2)] for p in parts)
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise ValueError(f"{text!r}: the duration must be positive")
-    return seconds
-
-
-def _byte_size_option(ctx: click.Context, param: click.Parameter, value: str | int) -> int:
-    if isinstance(value, int):
-        return value
-    try:
-        return parse_byte_size(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
-
-
-def _duration_option(ctx: click.Context, param: click.Parameter, value: str | float) -> float:
-    if isinstance(value, int | float):
-        return float(value)
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
-
-
-def _optional_duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
-    if value is None:
-        return None
-    return _duration_option(ctx, param, value)
-
-
-def _record_option(function: Any) -> Any:
-    from cli.commands.replay import record_option
-
-    return record_option(function)
+_duration_option = value_callback(parse_duration)
+_byte_size_option = value_callback(parse_byte_size)
 
 
 _HELP = """Scrape URL once, the way a Prometheus 3 server would, and show what came back;
@@ -226,7 +173,7 @@ Exit codes (live mode):
 @click.option(
     "--interval",
     metavar="DURATION",
-    callback=_optional_duration,
+    callback=_duration_option,
     help="Live mode: scrape every DURATION (5s, 500ms, 1m) until stopped; overrides the intervals of "
     "configured targets.",
 )
@@ -238,7 +185,7 @@ Exit codes (live mode):
 @click.option(
     "--duration",
     metavar="DURATION",
-    callback=_optional_duration,
+    callback=_duration_option,
     help="Live mode: stop after DURATION (30s, 5m).",
 )
 @click.option(
@@ -409,7 +356,7 @@ Exit codes (live mode):
     show_default=True,
     help="Colour table output.",
 )
-@_record_option
+@record_option
 @click.pass_context
 def scrape(
     ctx: click.Context,

@@ -716,7 +716,7 @@ def _prometheus_issues(sources: Sequence[TargetSource]) -> list[ConfigIssue]:
 
 async def run_live(options: LiveOptions, out: IO[str], err: IO[str]) -> LiveResult:
     """Scrape until stopped; print every scrape, then the summary. Raises ConfigError, SessionFileError."""
-    from cli.commands.replay import recording
+    from cli.live import recording
     from promscope.scrape.loop import ScrapeManager
 
     found = build_sources(options)

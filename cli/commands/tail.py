@@ -80,7 +80,6 @@ import asyncio
 import contextlib
 import fnmatch
 import json
-import math
 import re
 import sys
 import time
@@ -91,7 +90,16 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from cli.exit_codes import ExitCode
-from cli.live import LineWriter, diagnostic_lines, install_signals, remove_signals, warnings_text, write_lines
+from cli.live import (
+    LineWriter,
+    diagnostic_lines,
+    install_signals,
+    recording,
+    remove_signals,
+    warnings_text,
+    write_lines,
+)
+from cli.options import parse_listener_duration, record_option, value_callback
 from cli.output import Styler, print_error, wants_color
 
 if TYPE_CHECKING:
@@ -433,24 +441,7 @@ def summary_json(printer: TailPrinter, elapsed: float) -> dict[str, Any]:
 # --- options -----------------------------------------------------------------------------------------
 
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
-_DURATION_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmg]i?b?|b)?", re.IGNORECASE)
-
-
-def parse_duration(text: str) -> float:
-    """``300`` (seconds), ``90s``, ``5m``, ``1h30m``, ``500ms`` -> positive seconds; else ValueError."""
-    value = text.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        parts = list(_DURATION.finditer(value))
-        if not parts or "".join(part.group(0) for part in parts) != value:
-            raise ValueError(f"{text!r} is not a duration (e.g. 300, 90s, 5m, 1h30m)") from None
-        seconds = sum(float(part.group(1)) * _DURATION_SECONDS[part.group(2)] for part in parts)
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise ValueError(f"{text!r}: the duration must be positive")
-    return seconds
 
 
 def parse_size(text: str) -> int:
@@ -464,24 +455,6 @@ def parse_size(text: str) -> int:
     if size < 1:
         raise ValueError(f"{text!r}: the size must be at least 1 byte")
     return size
-
-
-def _duration_option(value: str | None, param: click.Parameter) -> float | None:
-    if value is None:
-        return None
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param=param) from None
-
-
-def _size_option(value: str | None, param: click.Parameter) -> int | None:
-    if value is None:
-        return None
-    try:
-        return parse_size(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param=param) from None
 
 
 def _protocols(values: Sequence[str]) -> frozenset[str]:
@@ -540,14 +513,6 @@ def _listeners(
 # --- the command -------------------------------------------------------------------------------------
 
 
-def _record_option(function: Any) -> Any:
-    try:
-        from cli.commands.replay import record_option
-    except ImportError:  # pragma: no cover - a build without sessions
-        return function
-    return record_option(function)
-
-
 @click.command(
     "tail",
     help=_HELP,
@@ -604,14 +569,14 @@ def _record_option(function: Any) -> Any:
 @click.option(
     "--stale-after",
     metavar="DURATION",
-    callback=lambda ctx, param, value: _duration_option(value, param),
+    callback=value_callback(parse_listener_duration),
     default=None,
     help="Mark Pushgateway groups not pushed to for DURATION stale (shown, kept): 300, 90s, 5m, 1h30m.",
 )
 @click.option(
     "--expire-after",
     metavar="DURATION",
-    callback=lambda ctx, param, value: _duration_option(value, param),
+    callback=value_callback(parse_listener_duration),
     default=None,
     help="Delete Pushgateway groups not pushed to for DURATION; each deletion is shown.  [default: off]",
 )
@@ -656,7 +621,7 @@ def _record_option(function: Any) -> Any:
 @click.option(
     "--max-body-size",
     metavar="SIZE",
-    callback=lambda ctx, param, value: _size_option(value, param),
+    callback=value_callback(parse_size),
     default=None,
     help="Largest request body on every HTTP listener, as sent and decoded: 1048576, 512KiB, 64MiB.  "
     "[default: 64MiB]",
@@ -668,7 +633,7 @@ def _record_option(function: Any) -> Any:
     show_default=True,
     help="Observations kept for the summary's statistics window.",
 )
-@_record_option
+@record_option
 @click.pass_context
 def tail(
     ctx: click.Context,
@@ -856,8 +821,7 @@ async def _run(options: _Options) -> None:
         limit=options.count,
         on_limit=stop.set,
     )
-    record_cm = _recording(options.record)
-    async with record_cm as recorder:
+    async with recording(options.record, verb="tail") as recorder:
         sinks: list[Any] = [printer]
         if recorder is not None:
             sinks.append(recorder)
@@ -890,13 +854,3 @@ async def _run(options: _Options) -> None:
         write_lines(out, [json.dumps(summary_json(printer, elapsed), ensure_ascii=False)])
     else:
         write_lines(out, [summary_text(printer, elapsed, style)])
-
-
-def _recording(path: str | None) -> Any:
-    import contextlib
-
-    if path is None:
-        return contextlib.nullcontext(None)
-    from cli.commands.replay import recording
-
-    return recording(path, verb="tail")
