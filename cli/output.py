@@ -22,7 +22,15 @@ from typing import IO, Literal
 
 from promscope.model import Severity
 
-__all__ = ["ColorChoice", "Styler", "error_line", "print_error", "wants_color"]
+__all__ = [
+    "OUTCOME_STYLE",
+    "ColorChoice",
+    "Styler",
+    "error_line",
+    "format_bytes",
+    "print_error",
+    "wants_color",
+]
 
 ColorChoice = Literal["auto", "always", "never"]
 
@@ -37,6 +45,13 @@ _SGR = {
     "magenta": "35",
     "cyan": "36",
 }
+OUTCOME_STYLE = {
+    "accepted": ("green",),
+    "partial": ("yellow",),
+    "rejected": ("bold", "red"),
+    "failed": ("bold", "red"),
+}
+"""Styles for an observation's outcome (``Outcome.value``) in the live verbs and replay."""
 _SEVERITY_STYLE = {
     Severity.ERROR: ("bold", "red"),
     Severity.WARNING: ("bold", "yellow"),
@@ -80,6 +95,18 @@ class Styler:
     def severity(self, severity: Severity, text: str | None = None) -> str:
         """``text`` (default: the severity's name) in the severity's colour."""
         return self(text if text is not None else severity.value, *_SEVERITY_STYLE[severity])
+
+
+def format_bytes(count: int) -> str:
+    """``512 B``, ``84.1 KiB``, ``3.0 MiB``: a size for people, in base-2 units up to GiB."""
+    if count < 1024:
+        return f"{count} B"
+    value = float(count)
+    for unit in ("KiB", "MiB", "GiB"):
+        value /= 1024
+        if value < 1024 or unit == "GiB":
+            return f"{value:.1f} {unit}"
+    return f"{count} B"  # pragma: no cover
 
 
 def error_line(message: str, *, prog: str = "promscope", level: str = "error") -> str:

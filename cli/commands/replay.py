@@ -40,7 +40,7 @@ import click
 from cli.exit_codes import ExitCode
 from cli.live import recording
 from cli.options import parse_duration, record_option
-from cli.output import Styler, print_error, wants_color
+from cli.output import OUTCOME_STYLE, Styler, print_error, wants_color
 
 if TYPE_CHECKING:
     from promscope.observation import Observation
@@ -79,13 +79,6 @@ Exit codes:
   2  usage error
   3  not a readable session file (missing, newer format, corrupt)
 """
-
-_OUTCOME_STYLE = {
-    "accepted": ("green",),
-    "partial": ("yellow",),
-    "rejected": ("bold", "red"),
-    "failed": ("bold", "red"),
-}
 
 
 def _positive(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
@@ -321,7 +314,7 @@ def observation_line(observation: Observation, style: Styler) -> str:
         f"{observation.kind.value:<12}",
         observation.source,
         f"{series:,} series",
-        style(observation.outcome.value, *_OUTCOME_STYLE.get(observation.outcome.value, ())),
+        style(observation.outcome.value, *OUTCOME_STYLE.get(observation.outcome.value, ())),
     ]
     if errors:
         parts.append(style(f"{errors} error{'s' if errors != 1 else ''}", "red"))

@@ -76,7 +76,7 @@ import click
 
 from cli.exit_codes import ExitCode
 from cli.options import parse_duration, record_option, value_callback
-from cli.output import print_error, wants_color
+from cli.output import format_bytes, print_error, wants_color
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -811,17 +811,6 @@ def _seconds(value: float | None) -> str:
     return f"{value:.2f} s"
 
 
-def _bytes(count: int) -> str:
-    if count < 1024:
-        return f"{count} B"
-    value = float(count)
-    for unit in ("KiB", "MiB", "GiB"):
-        value /= 1024
-        if value < 1024 or unit == "GiB":
-            return f"{value:.1f} {unit}"
-    return f"{count} B"  # pragma: no cover
-
-
 def _quote(value: str) -> str:
     escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
     return f'"{escaped}"'
@@ -864,9 +853,9 @@ def _print_report(
             fmt += " (sniffed)"
         elif negotiated is not None and negotiated.version:
             fmt += f" {negotiated.version}"
-        size = _bytes(result.uncompressed_bytes)
+        size = format_bytes(result.uncompressed_bytes)
         if result.content_encoding and result.content_encoding.lower() not in ("identity",):
-            size += f" ({result.content_encoding} {_bytes(result.compressed_bytes)})"
+            size += f" ({result.content_encoding} {format_bytes(result.compressed_bytes)})"
         facts = Text()
         facts.append(f"Content-Type: {result.content_type or '(none)'}  ")
         facts.append(f"format: {fmt}  ")

@@ -56,7 +56,7 @@ from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
 from cli.live import LineWriter, diagnostic_lines, install_signals, remove_signals, warnings_text, write_lines
-from cli.output import Styler, print_error
+from cli.output import Styler, format_bytes, print_error
 
 if TYPE_CHECKING:
     from promscope.observation import Observation
@@ -148,17 +148,6 @@ def _seconds(value: float | None) -> str:
     return f"{value:.2f}s"
 
 
-def _bytes(count: int) -> str:
-    if count < 1024:
-        return f"{count} B"
-    value = float(count)
-    for unit in ("KiB", "MiB", "GiB"):
-        value /= 1024
-        if value < 1024 or unit == "GiB":
-            return f"{value:.1f} {unit}"
-    return f"{count} B"  # pragma: no cover
-
-
 def _int(text: object) -> int:
     try:
         return int(str(text))
@@ -198,7 +187,7 @@ def scrape_line(
         f"{_seconds(transport.duration):>8}",
         f"{_int(extra.get('samples', 0)):>7,} samples",
         f"+{_int(extra.get('series_added', 0)):,} series",
-        _bytes(transport.body_bytes),
+        format_bytes(transport.body_bytes),
     ]
     if transport.status is not None and transport.status != 200 and extra.get("failure") != "http_status":
         parts.append(f"HTTP {transport.status}")

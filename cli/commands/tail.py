@@ -100,7 +100,7 @@ from cli.live import (
     write_lines,
 )
 from cli.options import parse_listener_duration, record_option, value_callback
-from cli.output import Styler, print_error, wants_color
+from cli.output import OUTCOME_STYLE, Styler, print_error, wants_color
 
 if TYPE_CHECKING:
     from promscope.observation import Observation
@@ -125,12 +125,6 @@ _PROTOCOL_ALIASES = {"remote-write": "remote_write", "remotewrite": "remote_writ
 
 _MAX_LISTED = 100
 
-_OUTCOME_STYLE = {
-    "accepted": ("green",),
-    "partial": ("yellow",),
-    "rejected": ("bold", "red"),
-    "failed": ("bold", "red"),
-}
 
 _HELP = f"""Receive pushes and print one line per push, packet or request as it arrives.
 
@@ -219,7 +213,7 @@ def observation_line(observation: Observation, style: Styler, *, verbose: bool =
         transport.sender or "-",
         style(observation_what(observation), "bold"),
         f"{observation.series:,} series",
-        style(outcome, *_OUTCOME_STYLE.get(outcome, ())),
+        style(outcome, *OUTCOME_STYLE.get(outcome, ())),
     ]
     if transport.status is not None:
         parts.append(f"HTTP {transport.status}")
