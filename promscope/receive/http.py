@@ -63,7 +63,7 @@ import logging
 import ssl
 import time
 import zlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from urllib.parse import unquote
@@ -72,6 +72,8 @@ import cramjam
 import h11
 
 from promscope.errors import ConfigError, ListenError
+from promscope.model import Labels
+from promscope.observation import Transport
 
 __all__ = [
     "Auth",
@@ -159,6 +161,36 @@ class Request:
     @property
     def content_type(self) -> str | None:
         return self.header("content-type")
+
+    def transport(
+        self,
+        status: int,
+        now: float,
+        extra: Mapping[str, str],
+        *,
+        body_bytes: int | None = None,
+        content_encoding: str | None = None,
+        grouping_key: Labels = (),
+    ) -> Transport:
+        """How this request travelled, answered with ``status`` at ``now`` (wall time), for its Observation.
+
+        ``body_bytes`` defaults to the decoded body's length, ``content_encoding`` to the request's.
+        """
+        return Transport(
+            protocol=self.scheme,
+            sender=self.peer,
+            user_agent=self.user_agent,
+            method=self.method,
+            path=self.path,
+            status=status,
+            content_type=self.content_type,
+            content_encoding=self.content_encoding if content_encoding is None else content_encoding,
+            wire_bytes=self.wire_bytes,
+            body_bytes=len(self.body) if body_bytes is None else body_bytes,
+            duration=max(0.0, now - self.received_at),
+            grouping_key=grouping_key,
+            extra=extra,
+        )
 
 
 @dataclass(frozen=True, slots=True)

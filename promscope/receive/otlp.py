@@ -68,7 +68,7 @@ from promscope.model import (
     Sample,
     Severity,
 )
-from promscope.observation import Observation, ObservationKind, ObservationSink, Outcome, Transport
+from promscope.observation import Observation, ObservationKind, ObservationSink, Outcome
 from promscope.receive._proto import rpc_status_pb2
 from promscope.receive.http import Request, Response, Route
 from promscope.receive.remote_write import PushLimits, SenderStats, SenderTable, sender_identity
@@ -950,7 +950,7 @@ class OtlpReceiver:
             source=sender,
             time=now,
             outcome=outcome,
-            transport=self._transport(request, 200, now, extra),
+            transport=request.transport(200, now, MappingProxyType(extra)),
             families=tuple(families) if outcome is not Outcome.REJECTED else (),
             diagnostics=tuple(work.diagnostics),
             message=message,
@@ -964,22 +964,6 @@ class OtlpReceiver:
             return Response(status, body, (("content-type", CONTENT_JSON),))
         return Response(status, message.SerializeToString(), (("content-type", CONTENT_PROTOBUF),))
 
-    def _transport(self, request: Request, status: int, now: float, extra: dict[str, str]) -> Transport:
-        return Transport(
-            protocol=request.scheme,
-            sender=request.peer,
-            user_agent=request.user_agent,
-            method=request.method,
-            path=request.path,
-            status=status,
-            content_type=request.content_type,
-            content_encoding=request.content_encoding,
-            wire_bytes=request.wire_bytes,
-            body_bytes=len(request.body),
-            duration=max(0.0, now - request.received_at),
-            extra=MappingProxyType(extra),
-        )
-
     def _refusal(
         self, request: Request, now: float, sender: str, media: str, status: int, code: str, message: str
     ) -> tuple[Response, Observation]:
@@ -990,7 +974,7 @@ class OtlpReceiver:
             source=sender,
             time=now,
             outcome=Outcome.REJECTED,
-            transport=self._transport(request, status, now, {}),
+            transport=request.transport(status, now, MappingProxyType({})),
             diagnostics=(Diagnostic(code, CODES[code].severity, 0, 0, message),),
             message=f"{status} {message}",
         )

@@ -1417,19 +1417,12 @@ class RemoteWriteReceiver:
         remote_version = request.header(HEADER_VERSION)
         if remote_version:
             extra["sender_version_header"] = remote_version
-        return Transport(
-            protocol=request.scheme,
-            sender=request.peer,
-            user_agent=request.user_agent,
-            method=request.method,
-            path=request.path,
-            status=status,
-            content_type=request.content_type,
-            content_encoding=request.content_encoding or request.header("content-encoding"),
-            wire_bytes=request.wire_bytes,
+        return request.transport(
+            status,
+            now,
+            MappingProxyType(extra),
             body_bytes=body_bytes,
-            duration=max(0.0, now - request.received_at),
-            extra=MappingProxyType(extra),
+            content_encoding=request.content_encoding or request.header("content-encoding"),
         )
 
     def _refusal(
