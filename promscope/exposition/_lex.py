@@ -7,7 +7,9 @@ wins over speed, except for :class:`Interner`, which runs on every sample.
 
 from __future__ import annotations
 
+import _thread
 import dataclasses
+import gc
 import math
 import re
 import sys
@@ -25,6 +27,7 @@ __all__ = [
     "Interner",
     "LabelBodies",
     "SegmentCache",
+    "collector_paused",
     "count_lines",
     "new_sample",
     "new_samples",
@@ -330,3 +333,38 @@ def new_samples(
     consume(map(_SET["exemplar"], samples, repeat(None, count) if exemplars is None else exemplars))
     consume(map(_SET["native_histogram"], samples, repeat(None, count) if histograms is None else histograms))
     return samples
+
+
+class _CollectorPause:
+    """``with collector_paused:`` runs a block with the cyclic garbage collector off.
+
+    For code that builds many objects and no cycles (the parsers, the semantic rules, the
+    scrape loop's parse-to-sink step): a collection would walk every one of them, for
+    nothing. Reentrant, and shared by every thread: the collector goes back on when the last
+    pause ends, and only if it was on when the first began. (Each caller reading
+    ``gc.isenabled()`` and calling ``gc.disable()`` itself can leave it off for good when a
+    worker thread's pause interleaves with the event loop's.)
+    """
+
+    __slots__ = ("depth", "lock", "resume")
+
+    def __init__(self) -> None:
+        self.lock = _thread.allocate_lock()
+        self.depth = 0
+        self.resume = False
+
+    def __enter__(self) -> None:
+        with self.lock:
+            if self.depth == 0:
+                self.resume = gc.isenabled()
+                gc.disable()
+            self.depth += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self.lock:
+            self.depth -= 1
+            if self.depth == 0 and self.resume:
+                gc.enable()
+
+
+collector_paused = _CollectorPause()

@@ -19,7 +19,6 @@ with a problem contributes no sample, and the next line starts afresh.
 
 from __future__ import annotations
 
-import gc
 import re
 import sys
 from collections.abc import Callable
@@ -35,6 +34,7 @@ from promscope.exposition._lex import (
     Interner,
     LabelBodies,
     SegmentCache,
+    collector_paused,
     count_lines,
     new_sample,
     parse_go_float,
@@ -248,13 +248,8 @@ class _OpenMetricsParser:
     # --- lines ------------------------------------------------------------------------------
 
     def parse(self, text: str) -> tuple[list[MetricFamily], int]:
-        gc_was_enabled = gc.isenabled()
-        gc.disable()  # see text.py: nothing here forms cycles
-        try:
+        with collector_paused:  # see text.py: nothing here forms cycles
             lines = self._loop(text)
-        finally:
-            if gc_was_enabled:
-                gc.enable()
         return [family.freeze() for family in self.order], lines
 
     def _loop(self, text: str) -> int:

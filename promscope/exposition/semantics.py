@@ -38,7 +38,6 @@ about 2 s for the per-sample rules alone.
 
 from __future__ import annotations
 
-import gc
 import math
 from collections.abc import Iterable, Sequence
 from itertools import compress, islice, repeat
@@ -46,6 +45,7 @@ from operator import attrgetter, eq, is_not, itemgetter, le, lt, ne, not_
 
 from promscope.codes import Code
 from promscope.exposition._diag import DiagnosticSink
+from promscope.exposition._lex import collector_paused
 from promscope.exposition.render import canonical_number
 from promscope.model import Diagnostic, Format, Labels, MetricFamily, MetricType, Sample, Severity
 
@@ -224,9 +224,7 @@ def check_semantics(
     """
     fmt = Format(fmt)
     om = fmt is Format.OPENMETRICS
-    gc_was_enabled = gc.isenabled()
-    gc.disable()  # nothing here forms cycles, and a collection would walk every sample
-    try:
+    with collector_paused:  # nothing here forms cycles, and a collection would walk every sample
         if memo is None:
             _check_all(families, _Context(sink, fmt, om, _E if om else _W), None)
             return
@@ -244,9 +242,6 @@ def check_semantics(
         sink.suppressed += recorder.suppressed
         memo.fmt = fmt
         memo.entries = recorded if not recorder.suppressed else None
-    finally:
-        if gc_was_enabled:
-            gc.enable()
 
 
 def _check_all(

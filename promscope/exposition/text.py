@@ -22,7 +22,6 @@ sample starts an untyped family of its own name.
 
 from __future__ import annotations
 
-import gc
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -39,6 +38,7 @@ from promscope.exposition._lex import (
     Interner,
     LabelBodies,
     SegmentCache,
+    collector_paused,
     count_lines,
     new_sample,
     new_samples,
@@ -240,13 +240,8 @@ class _TextParser:
     def parse(self, text: str) -> tuple[list[MetricFamily], int]:
         # The cyclic GC would walk every sample built so far, again and again, while nothing
         # built here can form a cycle; pausing it saves a tenth of the time on big bodies.
-        gc_was_enabled = gc.isenabled()
-        gc.disable()
-        try:
+        with collector_paused:
             lines = self._loop(text)
-        finally:
-            if gc_was_enabled:
-                gc.enable()
         return [family.freeze() for family in self.order], lines
 
     def _loop(self, text: str) -> int:

@@ -68,11 +68,10 @@ import asyncio
 import contextlib
 import datetime
 import functools
-import gc
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -81,6 +80,7 @@ import httpx
 
 from promscope.errors import ConfigError
 from promscope.exposition import ParseCache
+from promscope.exposition._lex import collector_paused
 from promscope.observation import Observation, ObservationSink
 from promscope.scrape._fetch import receive
 from promscope.scrape.health import FailureClass, TargetHealth
@@ -470,7 +470,7 @@ class ScrapeManager:
                 # From here to the sink nothing waits and nothing built forms a cycle. With the
                 # collector paused (as the parsers pause it), the scrape's samples are freed by
                 # reference counting before any collection has to walk them.
-                with _collector_paused():
+                with collector_paused:
                     try:
                         observation = finish()
                     except Exception as exc:  # a promscope bug must not end the loop
@@ -608,14 +608,3 @@ def _rfc3339(stamp: float | None) -> str:
         return "0001-01-01T00:00:00Z"
     moment = datetime.datetime.fromtimestamp(stamp, tz=datetime.UTC)
     return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()

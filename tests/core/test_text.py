@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import gc
 import math
 import pathlib
 import random
 import re
+import threading
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from promscope.exposition import ParseCache, parse, text
 from promscope.exposition._diag import DiagnosticSink, ParseLimits
+from promscope.exposition._lex import collector_paused
 from promscope.model import MetricFamily, MetricType, ParseResult, Severity
 
 View = list[tuple[str, list[tuple[str, tuple[tuple[str, str], ...], float, float | None]]]]
@@ -542,3 +545,30 @@ def test_cache_skips_bodies_over_its_size_and_other_formats() -> None:
     assert cache.template is not None
     parse(b"# TYPE a gauge\na 1\n# EOF\n", "openmetrics", cache=cache)
     assert cache.template is None
+
+
+def test_the_collector_pause_is_reentrant_shared_by_threads_and_restores_the_state() -> None:
+    def pause_in_a_thread() -> None:
+        with collector_paused:
+            pass
+
+    collecting = gc.isenabled()
+    try:
+        gc.enable()
+        with collector_paused:
+            with collector_paused:
+                assert not gc.isenabled()
+            worker = threading.Thread(target=pause_in_a_thread)
+            worker.start()
+            worker.join()
+            assert not gc.isenabled()  # a pause ending elsewhere does not end this one
+        assert gc.isenabled()
+        gc.disable()  # off before the pause (as the CLI keeps it while starting): stays off
+        with collector_paused:
+            pass
+        assert not gc.isenabled()
+    finally:
+        if collecting:
+            gc.enable()
+        else:
+            gc.disable()

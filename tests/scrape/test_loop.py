@@ -287,11 +287,12 @@ async def test_each_target_reads_a_repeated_body_from_its_parse_cache(
 
     m = manager(virtual_clock, recorder, handler, jitter=False)
     m.set_targets(urls(1))
+    collecting = gc.isenabled()
     async with m:
         await virtual_clock.advance(16)
         (loop,) = m._loops.values()
         assert (loop.cache.hits, loop.cache.misses) == (2, 2)  # the 2nd and 4th bodies repeat a shape
-    assert gc.isenabled()  # paused only while a scrape is parsed and handed to the sink
+    assert gc.isenabled() is collecting  # paused only while a scrape is parsed and handed to the sink
     values = [[s.value for s in o.families[0].samples] for o in recorder.observations]
     assert values == [[1, 2, 3], [2, 3, 4], [3, 4, 5, 6], [4, 5, 6, 7]]
     added = [o.transport.extra["series_added"] for o in recorder.observations]
