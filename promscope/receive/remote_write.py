@@ -792,6 +792,16 @@ class _Builder:
         self.series_refused += 1
         self.samples_refused += points
 
+    def admit_series(self, index: int, total: int) -> bool:
+        """Count series ``index`` (1-based) of ``total``; False, refusing it and the rest, past the limit."""
+        limit = self.limits.max_series_per_request
+        if index > limit:
+            self.diag.add("RW-006", index, f"series {index} and later are over the {limit} limit")
+            self.series_refused += total - index + 1
+            return False
+        self.total_series += 1
+        return True
+
     # -- families
 
     def family_of(self, name: str, series_meta: FamilyMeta | None, native: bool) -> tuple[str, FamilyMeta]:
@@ -960,15 +970,8 @@ def _decode_v1(
         builder.metadata[md.metric_family_name] = meta
         builder.request_metadata[md.metric_family_name] = meta
     for index, ts in enumerate(request.timeseries, 1):
-        if index > limits.max_series_per_request:
-            diag.add(
-                "RW-006",
-                index,
-                f"series {index} and later are over the {limits.max_series_per_request} limit",
-            )
-            builder.series_refused += len(request.timeseries) - index + 1
+        if not builder.admit_series(index, len(request.timeseries)):
             break
-        builder.total_series += 1
         _add_series(
             builder,
             index,
@@ -1006,15 +1009,8 @@ def _decode_v2(
     if symbols and symbols[0] != "":
         diag.add("RW-201", 0, f"symbols[0] is {symbols[0][:80]!r}, not the empty string")
     for index, ts in enumerate(request.timeseries, 1):
-        if index > limits.max_series_per_request:
-            diag.add(
-                "RW-006",
-                index,
-                f"series {index} and later are over the {limits.max_series_per_request} limit",
-            )
-            builder.series_refused += len(request.timeseries) - index + 1
+        if not builder.admit_series(index, len(request.timeseries)):
             break
-        builder.total_series += 1
         points = len(ts.samples) + len(ts.histograms)
         refs = list(ts.labels_refs)
         if len(refs) % 2:
