@@ -121,6 +121,15 @@ def human_bytes(count: int | float) -> str:
 # --- values ------------------------------------------------------------------------------------------
 
 
+def _first_header(headers: Sequence[tuple[str, str]], name: str, default: str | None) -> str | None:
+    """The first value of header ``name`` (case-insensitive) in lower-cased ``headers``, or ``default``."""
+    name = name.lower()
+    for key, value in headers:
+        if key == name:
+            return value
+    return default
+
+
 @dataclass(frozen=True, slots=True)
 class Request:
     """A complete request, body decoded, as a handler sees it."""
@@ -148,11 +157,7 @@ class Request:
 
     def header(self, name: str, default: str | None = None) -> str | None:
         """The first value of header ``name`` (case-insensitive), or ``default``."""
-        name = name.lower()
-        for key, value in self.headers:
-            if key == name:
-                return value
-        return default
+        return _first_header(self.headers, name, default)
 
     @property
     def user_agent(self) -> str | None:
@@ -360,11 +365,7 @@ class RefusedRequest:
     """The route the request was for, when the path matched one."""
 
     def header(self, name: str, default: str | None = None) -> str | None:
-        name = name.lower()
-        for key, value in self.headers:
-            if key == name:
-                return value
-        return default
+        return _first_header(self.headers, name, default)
 
     @property
     def user_agent(self) -> str | None:
