@@ -914,25 +914,12 @@ class PushgatewayReceiver:
             if prepared.timestamps  # upstream looks at timestamps first
             else f"{CHECK_FAILED}: {first.message}"
         )
-        if not self.check_consistency:  # upstream still records the failure, but answers 202
-            self.stats.refuse(reason)
-            self._observe(
-                request,
-                202,
-                Outcome.REJECTED,
-                source=source,
-                grouping=grouping,
-                families=tuple(item.family for item in prepared.families.values()),
-                diagnostics=diagnostics,
-                series=prepared.series,
-                message=headline,
-            )
-            return Response(202)
+        # Without the consistency check upstream still records the failure, but answers 202.
+        status = 400 if self.check_consistency else 202
         self.stats.refuse(reason)
-        text = _problem_text(headline, ordered)
         self._observe(
             request,
-            400,
+            status,
             Outcome.REJECTED,
             source=source,
             grouping=grouping,
@@ -941,7 +928,9 @@ class PushgatewayReceiver:
             series=prepared.series,
             message=headline,
         )
-        return Response.text(400, text + "\n")
+        if status == 202:
+            return Response(202)
+        return Response.text(400, _problem_text(headline, ordered) + "\n")
 
     def _next_body_id(self) -> int:
         self._body_id += 1
