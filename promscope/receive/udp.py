@@ -32,6 +32,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from promscope.errors import ListenError
 
@@ -149,17 +150,23 @@ def _listen_error(error: OSError, address: str, what: str) -> ListenError:
     return ListenError(f"{what}: {error.strerror or error}", address=address)
 
 
-def open_udp_socket(address: str, receive_buffer: int) -> tuple[socket.socket, BufferGrant]:
-    """A blocking UDP socket bound to ``address`` with its receive buffer raised; ListenError on failure."""
+def _resolve(address: str, kind: socket.SocketKind) -> tuple[socket.AddressFamily, Any]:
+    """The address family and socket address to bind ``HOST:PORT`` to; ListenError when it is not one."""
     try:
         host, port = parse_host_port(address)
     except ValueError as error:
         raise ListenError(str(error), address=address) from None
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE)
+        infos = socket.getaddrinfo(host, port, type=kind, flags=socket.AI_PASSIVE)
     except socket.gaierror as error:
         raise ListenError(f"cannot resolve host: {error.strerror}", address=address) from None
     family, _, _, _, sockaddr = infos[0]
+    return family, sockaddr
+
+
+def open_udp_socket(address: str, receive_buffer: int) -> tuple[socket.socket, BufferGrant]:
+    """A blocking UDP socket bound to ``address`` with its receive buffer raised; ListenError on failure."""
+    family, sockaddr = _resolve(address, socket.SOCK_DGRAM)
     sock = socket.socket(family, socket.SOCK_DGRAM)
     try:
         grant = set_receive_buffer(sock, receive_buffer)
@@ -196,15 +203,7 @@ def open_unixgram_socket(
 
 def open_tcp_listener(address: str, backlog: int = 128) -> socket.socket:
     """A listening TCP socket for ``asyncio.start_server(sock=...)``; ListenError on failure."""
-    try:
-        host, port = parse_host_port(address)
-    except ValueError as error:
-        raise ListenError(str(error), address=address) from None
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except socket.gaierror as error:
-        raise ListenError(f"cannot resolve host: {error.strerror}", address=address) from None
-    family, _, _, _, sockaddr = infos[0]
+    family, sockaddr = _resolve(address, socket.SOCK_STREAM)
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
