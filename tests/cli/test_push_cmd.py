@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import datetime
-import ipaddress
 import json
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -75,72 +72,6 @@ def gateway() -> Iterator[Callable[..., Gateway]]:
 
 def run(*args: str, stdin: bytes | None = None) -> Any:
     return CliRunner().invoke(push, list(args), input=stdin, catch_exceptions=False)
-
-
-@dataclass(frozen=True)
-class TlsFiles:
-    ca_cert: Path
-    server_cert: Path
-    server_key: Path
-    client_cert: Path
-    client_key: Path
-
-
-@pytest.fixture(scope="module")
-def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
-    """A throwaway CA, a server certificate for 127.0.0.1 and a client certificate."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    directory = tmp_path_factory.mktemp("push-tls")
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "push test CA")])
-
-    def build(subject: x509.Name, key: Any, ca: bool, san: bool) -> x509.Certificate:
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(ca_name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=7))
-            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        )
-        if san:
-            builder = builder.add_extension(
-                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                critical=False,
-            )
-        return builder.sign(ca_key, hashes.SHA256())
-
-    def save(name: str, cert: x509.Certificate, key: Any) -> tuple[Path, Path]:
-        cert_path, key_path = directory / f"{name}.pem", directory / f"{name}-key.pem"
-        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        key_path.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
-        )
-        return cert_path, key_path
-
-    ca_cert, _ = save("ca", build(ca_name, ca_key, True, False), ca_key)
-    server_key = ec.generate_private_key(ec.SECP256R1())
-    server = save(
-        "server",
-        build(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "gw")]), server_key, False, True),
-        server_key,
-    )
-    client_key = ec.generate_private_key(ec.SECP256R1())
-    client = save(
-        "client",
-        build(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pusher")]), client_key, False, False),
-        client_key,
-    )
-    return TlsFiles(ca_cert, server[0], server[1], client[0], client[1])
 
 
 GOOD = b"# TYPE backup_done gauge\nbackup_done 1\nbackup_bytes 42\n"

@@ -572,85 +572,24 @@ def test_statsd_what_in_json_matches_the_line() -> None:
     assert observation_json(_observation())["what"] == "PUT job=a"
 
 
-# certificates for the StatsD-over-TLS test, made here with cryptography
-
-
-def _certificates(directory: Any) -> dict[str, str]:
-    import datetime
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tail test CA")])
-
-    def build(subject: x509.Name, key: Any, *, ca: bool, server: bool) -> x509.Certificate:
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(ca_name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=7))
-            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        )
-        if server:
-            builder = builder.add_extension(
-                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                critical=False,
-            )
-        return builder.sign(ca_key, hashes.SHA256())
-
-    files: dict[str, str] = {}
-
-    def write(name: str, data: bytes) -> None:
-        path = directory / name
-        path.write_bytes(data)
-        files[name] = str(path)
-
-    def key_pem(key: Any) -> bytes:
-        return bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
-        )
-
-    write("ca.pem", build(ca_name, ca_key, ca=True, server=False).public_bytes(serialization.Encoding.PEM))
-    for name, server in (("server", True), ("client", False)):
-        key = ec.generate_private_key(ec.SECP256R1())
-        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-        write(
-            f"{name}.pem",
-            build(subject, key, ca=False, server=server).public_bytes(serialization.Encoding.PEM),
-        )
-        write(f"{name}-key.pem", key_pem(key))
-    return files
-
-
 def test_tls_flags_cover_statsd_tcp_and_client_certificates_are_required(
-    ports: Callable[[int], list[int]], tmp_path: Any
+    ports: Callable[[int], list[int]], tls_files: Any
 ) -> None:
     import ssl
 
-    files = _certificates(tmp_path)
     statsd_port, metrics_port = ports(2)
     run = TailRun(
         "--statsd", f"127.0.0.1:{statsd_port}", "--metrics", f"127.0.0.1:{metrics_port}",
-        "--tls-cert-file", files["server.pem"], "--tls-key-file", files["server-key.pem"],
-        "--tls-client-ca-file", files["ca.pem"],
+        "--tls-cert-file", str(tls_files.server_cert), "--tls-key-file", str(tls_files.server_key),
+        "--tls-client-ca-file", str(tls_files.ca_cert),
         "--count", "2", "--duration", "15", "-o", "json",
     )  # fmt: skip
     run.wait_tcp(statsd_port)
 
     def send(with_cert: bool, data: bytes) -> None:
-        context = ssl.create_default_context(cafile=files["ca.pem"])
+        context = ssl.create_default_context(cafile=str(tls_files.ca_cert))
         if with_cert:
-            context.load_cert_chain(files["client.pem"], files["client-key.pem"])
+            context.load_cert_chain(str(tls_files.client_cert), str(tls_files.client_key))
         try:
             with (
                 socket.create_connection(("127.0.0.1", statsd_port), timeout=5) as raw,

@@ -1,4 +1,4 @@
-"""Helpers for the receiver tests: an event loop in a thread, servers on it, raw sockets, certificates.
+"""Helpers for the receiver tests: an event loop in a thread, servers on it, raw sockets.
 
 Fixtures defined here:
 
@@ -10,10 +10,7 @@ Fixtures defined here:
 ``serve``
     ``serve(routes, **HttpServer kwargs) -> HttpServer``: a started server on
     127.0.0.1 and a free port, stopped at teardown.
-``tls_files``
-    A :class:`TlsFiles`: a throwaway CA, a server certificate for 127.0.0.1 and
-    a client certificate, as PEM files in ``tmp_path`` (made with
-    ``cryptography``).
+(``tls_files``, certificates for TLS tests, lives in ``tests/conftest.py``.)
 
 ``module_loop``
     A module-scoped :class:`LoopThread` (for hypothesis tests, which must not
@@ -30,14 +27,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
-import ipaddress
 import json
-import pathlib
 import socket
 import threading
 from collections.abc import Callable, Coroutine, Iterator
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import pytest
@@ -222,103 +215,3 @@ def module_loop() -> Iterator[LoopThread]:
         yield thread
     finally:
         thread.close()
-
-
-@dataclass(frozen=True)
-class TlsFiles:
-    ca_cert: pathlib.Path
-    server_cert: pathlib.Path
-    server_key: pathlib.Path
-    client_cert: pathlib.Path
-    client_key: pathlib.Path
-
-
-@pytest.fixture(scope="session")
-def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    directory = tmp_path_factory.mktemp("tls")
-    now = datetime.datetime.now(datetime.UTC)
-
-    def write_key(key: ec.EllipticCurvePrivateKey, name: str) -> pathlib.Path:
-        path = directory / name
-        path.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-        return path
-
-    def write_cert(cert: x509.Certificate, name: str) -> pathlib.Path:
-        path = directory / name
-        path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        return path
-
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "promscope test CA")])
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-
-    def leaf(common_name: str, usage: x509.ObjectIdentifier, server: bool) -> tuple[x509.Certificate, Any]:
-        key = ec.generate_private_key(ec.SECP256R1())
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
-            .issuer_name(ca_name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=30))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-            )
-        )
-        if server:
-            builder = builder.add_extension(
-                x509.SubjectAlternativeName(
-                    [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
-                ),
-                critical=False,
-            )
-        return builder.sign(ca_key, hashes.SHA256()), key
-
-    server_cert, server_key = leaf("127.0.0.1", ExtendedKeyUsageOID.SERVER_AUTH, True)
-    client_cert, client_key = leaf("pusher", ExtendedKeyUsageOID.CLIENT_AUTH, False)
-    return TlsFiles(
-        ca_cert=write_cert(ca_cert, "ca.pem"),
-        server_cert=write_cert(server_cert, "server.pem"),
-        server_key=write_key(server_key, "server-key.pem"),
-        client_cert=write_cert(client_cert, "client.pem"),
-        client_key=write_key(client_key, "client-key.pem"),
-    )
