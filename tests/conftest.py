@@ -23,6 +23,15 @@ Fixtures defined here:
     directory for the process's state) are substituted in the arguments.
 ``require_binary``
     ``require_binary("/usr/bin/promtool")`` returns the path, or skips the test.
+``loop_thread``
+    A :class:`LoopThread`: an asyncio loop running in a daemon thread, so a
+    test can drive a promscope server with plain blocking clients (httpx,
+    raw sockets, real Prometheus binaries) the way real senders do.
+    ``loop_thread.run(coro)`` runs a coroutine there and returns its result,
+    ``loop_thread.call(fn)`` a plain callable (to read state the loop owns).
+``module_loop``
+    The same, module-scoped (for hypothesis tests, which must not use
+    function-scoped fixtures).
 ``tls_files``
     A :class:`TlsFiles`: a throwaway CA, a server certificate for 127.0.0.1 (and
     localhost) and a client certificate, with their keys, as PEM files (made
@@ -33,6 +42,7 @@ Tests under ``tests/integration/`` are marked ``integration`` automatically.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime
 import ipaddress
@@ -43,13 +53,16 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
+
+T = TypeVar("T")
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "fixtures"
@@ -66,6 +79,7 @@ __all__ = [
     "FIXTURES",
     "REPO",
     "BinaryRunner",
+    "LoopThread",
     "RunningBinary",
     "TlsFiles",
     "binary_missing_reason",
@@ -247,6 +261,57 @@ def require_binary() -> Callable[[str], str]:
         return binary if os.sep in binary else str(shutil.which(binary))
 
     return require
+
+
+class LoopThread:
+    """An asyncio event loop running in a background thread."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="test-loop", daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 20.0) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def call(self, fn: Callable[[], T], timeout: float = 20.0) -> T:
+        """Run a plain callable on the loop's thread (to read state the loop owns)."""
+
+        async def wrapper() -> T:
+            return fn()
+
+        return self.run(wrapper(), timeout)
+
+    def close(self) -> None:
+        async def drain() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        with contextlib.suppress(Exception):
+            self.run(drain(), timeout=5)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=5)
+        self.loop.close()
+
+
+@pytest.fixture
+def loop_thread() -> Iterator[LoopThread]:
+    thread = LoopThread()
+    try:
+        yield thread
+    finally:
+        thread.close()
+
+
+@pytest.fixture(scope="module")
+def module_loop() -> Iterator[LoopThread]:
+    thread = LoopThread()
+    try:
+        yield thread
+    finally:
+        thread.close()
 
 
 @dataclass(frozen=True)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from click.testing import CliRunner
@@ -17,26 +15,14 @@ from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
 from cli.commands.push import grouping_path, push, push_url
 from promscope.receive.http import Auth, HttpServer, Request, Response, Route, ServerTLS
 
-
-class Loop:
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-    def run(self, coro: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(20)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-        self.loop.close()
+if TYPE_CHECKING:  # the class lives in tests/conftest.py, which pytest loads itself
+    from tests.conftest import LoopThread
 
 
 class Gateway:
     """A stand-in gateway on a real port: records requests, answers from a script."""
 
-    def __init__(self, loop: Loop, answers: list[Response] | None = None, **kwargs: Any) -> None:
+    def __init__(self, loop: LoopThread, answers: list[Response] | None = None, **kwargs: Any) -> None:
         self.requests: list[Request] = []
         self.answers = list(answers or [])
         methods = frozenset({"PUT", "POST", "DELETE"})
@@ -54,8 +40,8 @@ class Gateway:
 
 
 @pytest.fixture
-def gateway() -> Iterator[Callable[..., Gateway]]:
-    loop = Loop()
+def gateway(loop_thread: LoopThread) -> Iterator[Callable[..., Gateway]]:
+    loop = loop_thread
     made: list[Gateway] = []
 
     def make(answers: list[Response] | None = None, **kwargs: Any) -> Gateway:
@@ -67,7 +53,6 @@ def gateway() -> Iterator[Callable[..., Gateway]]:
     finally:
         for gw in made:
             loop.run(gw.server.stop())
-        loop.close()
 
 
 def run(*args: str, stdin: bytes | None = None) -> Any:
@@ -319,11 +304,11 @@ def test_dry_run_redacts_credentials() -> None:
     assert "X-Team: ops" in result.stdout
 
 
-def test_against_promscope_pushgateway(tmp_path: Path) -> None:
+def test_against_promscope_pushgateway(tmp_path: Path, loop_thread: LoopThread) -> None:
     """End to end: the push verb against promscope's own Pushgateway receiver."""
     from promscope.receive.pushgateway import PushgatewayReceiver
 
-    loop = Loop()
+    loop = loop_thread
     receiver = PushgatewayReceiver()
     server = HttpServer(receiver.routes())
     try:
@@ -338,4 +323,3 @@ def test_against_promscope_pushgateway(tmp_path: Path) -> None:
     finally:
         loop.run(server.stop())
         loop.run(receiver.stop())
-        loop.close()

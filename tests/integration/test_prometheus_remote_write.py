@@ -12,12 +12,10 @@ an event loop in a thread of the test process. The test waits (bounded) until
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -27,47 +25,25 @@ from promscope.receive.http import HttpServer
 from promscope.receive.remote_write import RemoteWriteReceiver
 
 if TYPE_CHECKING:  # the classes live in tests/conftest.py, which pytest loads itself
-    from tests.conftest import BinaryRunner, RunningBinary
+    from tests.conftest import BinaryRunner, LoopThread, RunningBinary
 
 PROMETHEUS = "/usr/bin/prometheus"
 WAIT_SECONDS = 60.0
-T = TypeVar("T")
-
-
-class _Loop:
-    """An asyncio loop in a daemon thread: promscope serves there while the test waits here."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="remote-write-loop", daemon=True)
-        self.thread.start()
-
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(20)
-
-    def call(self, fn: Callable[[], T]) -> T:
-        async def wrapper() -> T:
-            return fn()
-
-        return self.run(wrapper())
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
 
 
 @pytest.fixture
-def promscope_remote_write() -> Iterator[tuple[RemoteWriteReceiver, HttpServer, list[Observation], _Loop]]:
+def promscope_remote_write(
+    loop_thread: LoopThread,
+) -> Iterator[tuple[RemoteWriteReceiver, HttpServer, list[Observation], LoopThread]]:
     seen: list[Observation] = []
     receiver = RemoteWriteReceiver(sink=seen.append)
-    loop = _Loop()
+    loop = loop_thread
     server = HttpServer(receiver.routes(), host="127.0.0.1", port=0, name="remote_write")
     loop.run(server.start())
     try:
         yield receiver, server, seen, loop
     finally:
         loop.run(server.stop())
-        loop.close()
 
 
 def _config(tmp_path: Path, node_exporter: RunningBinary, write_url: str) -> Path:
@@ -104,7 +80,7 @@ def test_prometheus_remote_write_samples_and_metadata_arrive(
     tmp_path: Path,
     run_binary: BinaryRunner,
     node_exporter: RunningBinary,
-    promscope_remote_write: tuple[RemoteWriteReceiver, HttpServer, list[Observation], _Loop],
+    promscope_remote_write: tuple[RemoteWriteReceiver, HttpServer, list[Observation], LoopThread],
 ) -> None:
     receiver, server, seen, loop = promscope_remote_write
     config = _config(tmp_path, node_exporter, f"{server.url}/api/v1/write")

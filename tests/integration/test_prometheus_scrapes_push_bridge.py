@@ -21,13 +21,11 @@ takes; the waits are bounds against a hang.
 
 from __future__ import annotations
 
-import asyncio
 import socket
-import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -38,43 +36,20 @@ from promscope.receive.server import ReceiverServer
 from promscope.receive.statsd import StatsdReceiver
 
 if TYPE_CHECKING:  # the classes live in tests/conftest.py, which pytest loads itself
-    from tests.conftest import BinaryRunner
+    from tests.conftest import BinaryRunner, LoopThread
 
 PROMETHEUS = "/usr/bin/prometheus"
 WAIT_SECONDS = 60.0
-T = TypeVar("T")
 
 pytestmark = pytest.mark.slow
-
-
-class _Loop:
-    """An asyncio loop in a daemon thread: promscope serves there while the test waits here."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="push-bridge-loop", daemon=True)
-        self.thread.start()
-
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(20)
-
-    def call(self, fn: Callable[[], T]) -> T:
-        async def wrapper() -> T:
-            return fn()
-
-        return self.run(wrapper())
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
 
 
 class Bridge:
     """promscope's receivers as a user runs them with ``promscope tail --pushgateway … --statsd …``."""
 
-    def __init__(self) -> None:
+    def __init__(self, loop: LoopThread) -> None:
         self.seen: list[Observation] = []
-        self.loop = _Loop()
+        self.loop = loop
         self.server = ReceiverServer(sinks=[self.seen.append])
         self.pushgateway = PushgatewayReceiver(sink=self.server.sink)
         self.statsd = StatsdReceiver(udp="127.0.0.1:0", tcp=None, sink=self.server.sink)
@@ -93,14 +68,13 @@ class Bridge:
 
 
 @pytest.fixture
-def bridge() -> Iterator[Bridge]:
-    running = Bridge()
+def bridge(loop_thread: LoopThread) -> Iterator[Bridge]:
+    running = Bridge(loop_thread)
     running.loop.run(running.server.start())
     try:
         yield running
     finally:
         running.loop.run(running.server.stop())
-        running.loop.close()
 
 
 def _config(tmp_path: Path, target: str) -> Path:

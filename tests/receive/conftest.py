@@ -2,86 +2,35 @@
 
 Fixtures defined here:
 
-``loop_thread``
-    A :class:`LoopThread`: an asyncio loop running in a daemon thread, so a
-    test can drive a promscope server with plain blocking clients (httpx,
-    raw sockets) the way real senders do. ``loop_thread.run(coro)`` runs a
-    coroutine there and returns its result.
 ``serve``
     ``serve(routes, **HttpServer kwargs) -> HttpServer``: a started server on
     127.0.0.1 and a free port, stopped at teardown.
-(``tls_files``, certificates for TLS tests, lives in ``tests/conftest.py``.)
+(``loop_thread``, ``module_loop`` and ``tls_files`` live in ``tests/conftest.py``.)
 
-``module_loop``
-    A module-scoped :class:`LoopThread` (for hypothesis tests, which must not
-    use function-scoped fixtures).
 ``wire``
     The helpers below as one object (test modules cannot import each other or
     this file): ``wire.echo`` (a handler answering with what it saw, as JSON),
     ``wire.echo_routes()``, ``wire.exchange(port, data)`` (send raw bytes, read
     until the server closes), ``wire.read_response(sock)``, ``wire.status_of(raw)``,
-    ``wire.body_json(raw)``, ``wire.LoopThread``.
+    ``wire.body_json(raw)``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import socket
-import threading
-from collections.abc import Callable, Coroutine, Iterator
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from promscope.receive.http import HttpServer, Request, Response, Route
 
-T = TypeVar("T")
+if TYPE_CHECKING:  # the class lives in tests/conftest.py, which pytest loads itself
+    from tests.conftest import LoopThread
 
 ALL_METHODS = frozenset({"GET", "PUT", "POST", "DELETE"})
-
-
-class LoopThread:
-    """An asyncio event loop running in a background thread."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="test-loop", daemon=True)
-        self._thread.start()
-
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 20.0) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def call(self, fn: Callable[[], T], timeout: float = 20.0) -> T:
-        """Run a plain callable on the loop's thread (to read state the loop owns)."""
-
-        async def wrapper() -> T:
-            return fn()
-
-        return self.run(wrapper(), timeout)
-
-    def close(self) -> None:
-        async def drain() -> None:
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-        with contextlib.suppress(Exception):
-            self.run(drain(), timeout=5)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout=5)
-        self.loop.close()
-
-
-@pytest.fixture
-def loop_thread() -> Iterator[LoopThread]:
-    thread = LoopThread()
-    try:
-        yield thread
-    finally:
-        thread.close()
 
 
 @pytest.fixture
@@ -192,7 +141,6 @@ def body_json(raw: bytes) -> Any:
 class Wire:
     """The module's helpers, handed to tests by the ``wire`` fixture."""
 
-    LoopThread = LoopThread
     ALL_METHODS = ALL_METHODS
     echo = staticmethod(echo)
     echo_routes = staticmethod(echo_routes)
@@ -206,12 +154,3 @@ class Wire:
 @pytest.fixture(scope="session")
 def wire() -> type[Wire]:
     return Wire
-
-
-@pytest.fixture(scope="module")
-def module_loop() -> Iterator[LoopThread]:
-    thread = LoopThread()
-    try:
-        yield thread
-    finally:
-        thread.close()
