@@ -14,12 +14,14 @@ How it behaves, as Prometheus's scrape loop does:
 
 * **One asyncio task per target**, all on the caller's event loop, sharing
   one connection pool bounded by ``max_connections``. The pool is split
-  into ``pool_shards`` ``httpx.AsyncClient`` objects (each new ``host:port``
-  goes to the shard with the fewest hosts so far, each shard holding an equal
-  share of the connections), because httpcore looks at every pooled connection on every
-  request: one client with hundreds of connections spends more CPU choosing
-  a connection than parsing the scrape. Targets with their own TLS settings
-  get their own shards per distinct :class:`~promscope.scrape.TLSConfig`.
+  into up to ``pool_shards`` ``httpx.AsyncClient`` objects of at least 4
+  connections each (each new ``host:port`` goes to the shard with the most
+  room left, the shares adding up to ``max_connections``), because httpcore
+  looks at every pooled connection on every request: one client with
+  hundreds of connections spends more CPU choosing a connection than
+  parsing the scrape. Shards of one TLS setting share one SSL context;
+  targets with their own TLS settings get their own shards per distinct
+  :class:`~promscope.scrape.TLSConfig`.
   An injected ``client`` is used for every target.
 * **Jittered start**: a target's first scrape waits
   :meth:`ScrapeTarget.offset <promscope.scrape.targets.ScrapeTarget.offset>`,
@@ -77,6 +79,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from httpx import create_ssl_context
 
 from promscope.errors import ConfigError
 from promscope.exposition import ParseCache
@@ -207,11 +210,11 @@ class ScrapeManager:
         offset_seed: int = 0,
         jitter: bool = True,
         thread_threshold: int = 1 << 20,
-        pool_shards: int = 8,
+        pool_shards: int = 32,
     ) -> None:
         if max_connections < 1 or max_targets < 1 or history < 1 or pool_shards < 1:
             raise ValueError("max_connections, max_targets, history and pool_shards must be at least 1")
-        self.pool_shards = min(pool_shards, max_connections)
+        self.pool_shards = max(1, min(pool_shards, max_connections // 4))
         self.sink = sink
         self.max_connections = max_connections
         self.max_targets = max_targets
@@ -228,7 +231,9 @@ class ScrapeManager:
         self._shard_of: dict[str, int] = {}
         """``host:port`` -> its shard, so targets spread evenly (a hash leaves some shards short of
         connections, which then close and reopen connections on every scrape)."""
-        self._shard_hosts = [0] * self.pool_shards
+        self._shard_room = self._shares()
+        """Connections per shard not yet promised to a host."""
+        self._ssl: dict[TLSConfig, Any] = {}
         self._loops: dict[tuple[str, tuple[tuple[str, str], ...]], _Loop] = {}
         self._sources: dict[str, _Source] = {}
         self._running = False
@@ -419,14 +424,18 @@ class ScrapeManager:
         if shard is None:
             if len(self._shard_of) >= 2 * self.max_targets:  # bounded: start the assignment afresh
                 self._shard_of.clear()
-                self._shard_hosts = [0] * self.pool_shards
-            shard = self._shard_hosts.index(min(self._shard_hosts))
-            self._shard_hosts[shard] += 1
+                self._shard_room = self._shares()
+            shard = self._shard_room.index(max(self._shard_room))
+            self._shard_room[shard] -= 1
             self._shard_of[netloc] = shard
         client = self._clients.get((tls, shard))
         if client is None:
-            verify: Any = tls.ssl_context() if not tls.is_default else True
-            share = max(1, self.max_connections // self.pool_shards)
+            verify = self._ssl.get(tls)
+            if verify is None:
+                default = tls.is_default
+                verify = tls.ssl_context() if not default else create_ssl_context(trust_env=False)
+                self._ssl[tls] = verify
+            share = self._shares()[shard]
             client = httpx.AsyncClient(
                 verify=verify,
                 limits=httpx.Limits(
@@ -436,6 +445,11 @@ class ScrapeManager:
             )
             self._clients[(tls, shard)] = client
         return client
+
+    def _shares(self) -> list[int]:
+        """Each shard's connections: ``max_connections`` split as evenly as it goes."""
+        whole, extra = divmod(self.max_connections, self.pool_shards)
+        return [whole + (index < extra) for index in range(self.pool_shards)]
 
     async def _run(self, loop: _Loop, previous: asyncio.Task[None] | None) -> None:
         if previous is not None:
