@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from itertools import repeat
 
-from promscope.model import Exemplar, Labels, NativeHistogram, Sample
+from promscope.model import Exemplar, Labels, MetricFamily, MetricType, NativeHistogram, Sample
 
 __all__ = [
     "GO_FLOAT",
@@ -29,6 +29,7 @@ __all__ = [
     "SegmentCache",
     "collector_paused",
     "count_lines",
+    "new_family",
     "new_sample",
     "new_samples",
     "parse_go_float",
@@ -260,6 +261,12 @@ _SAMPLE_FIELDS = ("name", "labels", "value", "timestamp", "exemplar", "line", "n
 if tuple(f.name for f in dataclasses.fields(Sample)) != _SAMPLE_FIELDS or hasattr(Sample, "__post_init__"):
     raise ImportError("promscope.model.Sample changed: update _lex.new_sample to match it")
 
+_FAMILY_FIELDS = ("name", "type", "help", "unit", "samples", "line")
+if tuple(f.name for f in dataclasses.fields(MetricFamily)) != _FAMILY_FIELDS or hasattr(
+    MetricFamily, "__post_init__"
+):
+    raise ImportError("promscope.model.MetricFamily changed: update _lex.new_family to match it")
+
 _Setter = Callable[[Sample, object], None]
 _SET: dict[str, _Setter] = {field: getattr(Sample, field).__set__ for field in _SAMPLE_FIELDS}
 _new_object: Callable[[type[Sample]], Sample] = object.__new__
@@ -300,6 +307,41 @@ def new_sample(
     _line(sample, line)
     _histogram(sample, native_histogram)
     return sample
+
+
+_FamilySetter = Callable[[MetricFamily, object], None]
+_FAMILY_SET: dict[str, _FamilySetter] = {
+    field: getattr(MetricFamily, field).__set__ for field in _FAMILY_FIELDS
+}
+_new_family_object: Callable[[type[MetricFamily]], MetricFamily] = object.__new__
+
+
+def new_family(
+    name: str,
+    metric_type: MetricType,
+    help_text: str | None,
+    unit: str | None,
+    samples: tuple[Sample, ...],
+    line: int,
+    *,
+    _new: Callable[[type[MetricFamily]], MetricFamily] = _new_family_object,
+    _name: _FamilySetter = _FAMILY_SET["name"],
+    _type: _FamilySetter = _FAMILY_SET["type"],
+    _help: _FamilySetter = _FAMILY_SET["help"],
+    _unit: _FamilySetter = _FAMILY_SET["unit"],
+    _samples: _FamilySetter = _FAMILY_SET["samples"],
+    _line: _FamilySetter = _FAMILY_SET["line"],
+) -> MetricFamily:
+    """``MetricFamily(name, metric_type, help_text, unit, samples, line)``, built as :func:`new_sample` builds
+    a sample: a repeated scrape makes two families per family (the parse and the Observation)."""
+    family = _new(MetricFamily)
+    _name(family, name)
+    _type(family, metric_type)
+    _help(family, help_text)
+    _unit(family, unit)
+    _samples(family, samples)
+    _line(family, line)
+    return family
 
 
 _CONSUME = deque[object](maxlen=0).extend

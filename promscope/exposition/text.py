@@ -40,6 +40,7 @@ from promscope.exposition._lex import (
     SegmentCache,
     collector_paused,
     count_lines,
+    new_family,
     new_sample,
     new_samples,
     parse_go_float,
@@ -939,7 +940,7 @@ class TextTemplate:
         families: list[MetricFamily] = []
         for name, kind, help_text, line, spec in self.families:
             members = tuple(pool[spec]) if isinstance(spec, slice) else tuple(map(pool.__getitem__, spec))
-            families.append(MetricFamily(name, kind, help_text, None, members, line))
+            families.append(new_family(name, kind, help_text, None, members, line))
         sink.extend(self.diagnostics)
         sink.suppressed += self.suppressed
         return families

@@ -36,7 +36,7 @@ from operator import attrgetter
 from types import MappingProxyType
 from urllib.parse import urlsplit
 
-from promscope.exposition._lex import new_samples
+from promscope.exposition._lex import new_family, new_sample, new_samples
 from promscope.model import Labels, MetricFamily, MetricType, Sample
 from promscope.observation import Observation, ObservationKind, Outcome, Transport
 from promscope.scrape.health import FailureClass
@@ -70,6 +70,7 @@ REPORT_SERIES: tuple[tuple[str, str], ...] = (
 _MAX_CACHE = 1_000_000
 """Series remembered per target for ``scrape_series_added``; beyond it the count is approximate."""
 
+_GAUGE = MetricType.GAUGE
 _SAMPLES = attrgetter("samples")
 _NAME = attrgetter("name")
 _LABELS = attrgetter("labels")
@@ -131,7 +132,7 @@ class ScrapeObserver:
         )
         report = target.labels
         families.extend(
-            MetricFamily(name, MetricType.GAUGE, help_text, samples=(Sample(name, report, value),))
+            new_family(name, _GAUGE, help_text, None, (new_sample(name, report, value, None, 0),), 0)
             for (name, help_text), value in zip(REPORT_SERIES, values, strict=True)
         )
         if up:
@@ -231,7 +232,7 @@ class ScrapeObserver:
         for family in scraped:
             end = start + len(family.samples)
             out.append(
-                MetricFamily(
+                new_family(
                     family.name, family.type, family.help, family.unit, tuple(samples[start:end]), family.line
                 )
             )
