@@ -432,24 +432,7 @@ def scrape(
     url = urls[0]
     try:
         target = _build_target(
-            url,
-            accept=accept,
-            compression=compression,
-            timeout=timeout,
-            body_size_limit=body_size_limit,
-            follow_redirects=follow_redirects,
-            basic_auth=basic_auth,
-            username=username,
-            password_file=password_file,
-            bearer_token=bearer_token,
-            bearer_token_file=bearer_token_file,
-            headers=headers,
-            ca_file=ca_file,
-            cert_file=cert_file,
-            key_file=key_file,
-            server_name=server_name,
-            insecure=insecure,
-            fallback_protocol=fallback_protocol,
+            url, timeout=timeout, body_size_limit=body_size_limit, settings=request_settings(**ctx.params)
         )
         selectors = _parse_selectors(matches)
         from promscope.scrape import scrape_sync
@@ -496,46 +479,10 @@ def exit_code(result: ScrapeResult, fail_on: str) -> ExitCode:
 # -- building the target ---------------------------------------------------------------------------------
 
 
-def _build_target(
-    url: str,
-    *,
-    accept: str,
-    compression: bool,
-    timeout: float,
-    body_size_limit: int,
-    follow_redirects: bool,
-    basic_auth: str | None,
-    username: str | None,
-    password_file: str | None,
-    bearer_token: str | None,
-    bearer_token_file: str | None,
-    headers: Sequence[str],
-    ca_file: str | None,
-    cert_file: str | None,
-    key_file: str | None,
-    server_name: str | None,
-    insecure: bool,
-    fallback_protocol: str | None,
-) -> Target:
+def _build_target(url: str, *, timeout: float, body_size_limit: int, settings: dict[str, Any]) -> Target:
+    """The target for one scrape; ``settings`` are :func:`request_settings`."""
     from promscope.scrape import Target
 
-    settings = request_settings(
-        accept=accept,
-        compression=compression,
-        follow_redirects=follow_redirects,
-        basic_auth=basic_auth,
-        username=username,
-        password_file=password_file,
-        bearer_token=bearer_token,
-        bearer_token_file=bearer_token_file,
-        headers=headers,
-        ca_file=ca_file,
-        cert_file=cert_file,
-        key_file=key_file,
-        server_name=server_name,
-        insecure=insecure,
-        fallback_protocol=fallback_protocol,
-    )
     target = Target(normalize_url(url), timeout=timeout, body_size_limit=body_size_limit, **settings)
     if target.is_https and not target.tls.is_default:
         target.tls.ssl_context()  # a missing CA or key file is a usage error, reported before any request
