@@ -801,7 +801,6 @@ class TextTemplate:
 
     __slots__ = (
         "count",
-        "cuts",
         "diagnostics",
         "families",
         "fixed",
@@ -825,7 +824,7 @@ class TextTemplate:
         self.limits = ParseLimits()
         self.roomy = 0
         self.count = 0
-        """Pieces of ``text.split("\n")``."""
+        """Lines of the body, counted as ``text.split("\\n")`` counts them."""
         self.fixed: _Picker = _picker([])
         self.fixed_lines: tuple[str, ...] = ()
         self.slots: _Picker = _picker([])
