@@ -37,7 +37,7 @@ from types import MappingProxyType
 from urllib.parse import urlsplit
 
 from promscope.exposition._lex import new_family, new_sample, new_samples
-from promscope.model import Labels, MetricFamily, MetricType, Sample
+from promscope.model import Format, Labels, MetricFamily, MetricType, Sample
 from promscope.observation import Observation, ObservationKind, Outcome, Transport
 from promscope.scrape.health import FailureClass
 from promscope.scrape.result import ScrapeResult
@@ -116,7 +116,7 @@ class ScrapeObserver:
                 "Prometheus refuses the whole scrape"
             )
         if up:
-            families, series_added = self._relabel(result.families)
+            families, series_added = self._relabel(result.families, result.format is Format.TEXT)
         body_size = result.scrape_body_size_bytes
         if not up and body_size > 0:
             body_size = 0
@@ -201,14 +201,15 @@ class ScrapeObserver:
             series=len(families),
         )
 
-    def _relabel(self, scraped: tuple[MetricFamily, ...]) -> tuple[list[MetricFamily], int]:
+    def _relabel(self, scraped: tuple[MetricFamily, ...], text: bool) -> tuple[list[MetricFamily], int]:
         """The families with target labels applied, and how many series are new since the last scrape.
 
         A scrape whose samples have the same names and labels in the same order as the last
         ingested one (the usual case, and one comparison of two lists when the parser's scrape
         cache hands out the same label tuples) has the same final labels and adds no series;
         only its values, timestamps and exemplars are new. The samples are built a column at a
-        time.
+        time (``text``: the Prometheus text format, whose samples have neither exemplars nor
+        native histograms to copy).
         """
         flat = list(chain.from_iterable(map(_SAMPLES, scraped)))
         names = tuple(map(_NAME, flat))
@@ -224,8 +225,8 @@ class ScrapeObserver:
             list(map(_VALUE, flat)),
             list(map(_LINE, flat)),
             list(map(_TIMESTAMP, flat)) if self.target.honor_timestamps else None,
-            list(map(_EXEMPLAR, flat)),
-            list(map(_HISTOGRAM, flat)),
+            None if text else list(map(_EXEMPLAR, flat)),
+            None if text else list(map(_HISTOGRAM, flat)),
         )
         out: list[MetricFamily] = []
         start = 0
