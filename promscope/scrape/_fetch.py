@@ -20,10 +20,8 @@ worker thread so an event loop driving a UI stays responsive.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import socket
 import ssl
-import sys
 import time
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -42,12 +40,6 @@ __all__ = ["Clock", "Exchange", "fetch", "make_client", "receive", "scrape_sync"
 
 Clock = Callable[[], float]
 """Monotonic seconds (``time.perf_counter`` unless a test injects one)."""
-
-if importlib.util.find_spec("sniffio") is None:
-    # httpcore tries ``import sniffio`` for every lock it sets up (several per request) and falls
-    # back to asyncio when it is missing; without this entry every try searches sys.path again.
-    # None in sys.modules is Python's own "this module is not there": the import fails at once.
-    sys.modules.setdefault("sniffio", None)  # type: ignore[arg-type]
 
 _RATIO_FLOOR = 1 << 20
 """Decompressed bytes below which the expansion ratio is not judged."""
