@@ -37,9 +37,12 @@ Nothing here does I/O or reads a clock: times are passed in.
 from __future__ import annotations
 
 import math
+import operator
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from itertools import repeat
+from operator import attrgetter
 
 from promscope.codes import Code
 from promscope.exposition.protobuf import format_go_float
@@ -54,6 +57,7 @@ __all__ = [
     "GroupKey",
     "GroupStore",
     "PushedFamily",
+    "SimpleTextMemo",
     "StoredFamily",
     "format_group",
     "go_float",
@@ -333,8 +337,89 @@ _SIMPLE_META = re.compile(r"# (HELP|TYPE) ([a-zA-Z_:][a-zA-Z0-9_:]*) (\S(?:.*\S)
 _SIMPLE_TYPES = {"counter": MetricType.COUNTER, "gauge": MetricType.GAUGE, "untyped": MetricType.UNKNOWN}
 
 
+_TEMPLATE_LINE = re.compile(
+    r"^(?:(#.*)|(.*) ([-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|[-+]?Inf|NaN))$", re.MULTILINE
+)
+"""One line of a body as a template sees it: ``(comment, "", "")`` or ``("", series text, value)``."""
+
+
+@dataclass(frozen=True, slots=True)
+class _TemplateFamily:
+    name: str
+    type: MetricType
+    help: str | None
+    line: int
+    names: tuple[str, ...]
+    labels: tuple[Labels, ...]
+    lines: tuple[int, ...]
+    identities: frozenset[Labels]
+
+
+@dataclass(frozen=True, slots=True)
+class _Template:
+    rows: list[tuple[str, str]]
+    """Each line without its value: ``(comment, "")`` or ``("", series text)``."""
+    families: tuple[_TemplateFamily, ...]
+
+
+class SimpleTextMemo:
+    """What :func:`prepare_simple_text` keeps of one group's last simple body.
+
+    When the next body has the same lines but for the sample values (a group's
+    pushes usually do), it is read with one regular-expression pass and no
+    per-line parsing: the families are the last ones with the new values.
+    """
+
+    __slots__ = ("template",)
+
+    def __init__(self) -> None:
+        self.template: _Template | None = None
+
+    @property
+    def size(self) -> int:
+        """Lines held (for the caller's bound)."""
+        template = self.template
+        return len(template.rows) if template is not None else 0
+
+
+def _from_template(text: str, template: _Template) -> PreparedPush | None:
+    """The push ``text`` makes when it has ``template``'s lines but for the values; else None."""
+    rows = _TEMPLATE_LINE.findall(text)
+    expected = template.rows
+    if len(rows) != len(expected) or text.count("\n") != len(rows):
+        return None
+    if [row[:2] for row in rows] != expected:
+        return None
+    values = [float(row[2]) for row in rows if row[1]]
+    prepared = PreparedPush(families={})
+    families = prepared.families
+    at = 0
+    for item in template.families:
+        count = len(item.names)
+        samples = tuple(
+            map(
+                Sample,
+                item.names,
+                item.labels,
+                values[at : at + count],
+                repeat(None, count),
+                repeat(None, count),
+                item.lines,
+            )
+        )
+        at += count
+        families[item.name] = PushedFamily(
+            MetricFamily(item.name, item.type, item.help, None, samples, item.line), item.identities
+        )
+    prepared.series = at
+    return prepared
+
+
 def prepare_simple_text(
-    body: bytes, grouping: Mapping[str, str], labels_cache: dict[str, Labels] | None = None
+    body: bytes,
+    grouping: Mapping[str, str],
+    labels_cache: dict[str, Labels] | None = None,
+    memo: SimpleTextMemo | None = None,
 ) -> PreparedPush | None:
     """:func:`prepare_push` of ``parse(body, "text")`` for the common simple body, in one pass; else None.
 
@@ -350,12 +435,21 @@ def prepare_simple_text(
     ``labels_cache`` maps the text between a sample's braces to its final
     labels for *this grouping key* (the caller keeps one per group and bounds
     it): a group's pushes repeat their series, so most samples skip label
-    parsing and share one labels tuple with the previous push.
+    parsing and share one labels tuple with the previous push. ``memo``
+    (one per group too) keeps the last body's shape (see
+    :class:`SimpleTextMemo`).
     """
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         return None
+    if memo is not None:
+        template = memo.template
+        if template is not None and text.endswith("\n"):
+            reused = _from_template(text, template)
+            if reused is not None:
+                return reused
+        memo.template = None
     if not text.endswith("\n") or "\\" in text or "\r" in text or "\x00" in text or '{"' in text:
         return None
     if "{__" in text or ",__" in text:
@@ -396,6 +490,7 @@ def prepare_simple_text(
 
     lines = text.split("\n")
     lines.pop()
+    rows: list[tuple[str, str]] | None = [] if memo is not None else None
     for number, line in enumerate(lines, 1):
         if not line:
             return None
@@ -403,6 +498,8 @@ def prepare_simple_text(
             meta = _SIMPLE_META.fullmatch(line)
             if meta is None:
                 return None
+            if rows is not None:
+                rows.append((line, ""))
             word, family, value = meta.groups()
             if family != name:
                 if family in done or not close():
@@ -432,6 +529,8 @@ def prepare_simple_text(
         if match is None:
             return None
         sample_name, label_body, value = match.groups()
+        if rows is not None:
+            rows.append(("", line[: match.start(3) - 1]))
         if sample_name != name:
             if sample_name in done or not close():
                 return None
@@ -458,6 +557,23 @@ def prepare_simple_text(
     prepared = PreparedPush(families={}, series=series)
     for family_name, family in done.items():
         prepared.families[family_name] = PushedFamily(family, identities[family_name])
+    if memo is not None and rows is not None:
+        memo.template = _Template(
+            rows,
+            tuple(
+                _TemplateFamily(
+                    family.name,
+                    family.type,
+                    family.help,
+                    family.line,
+                    tuple(sample.name for sample in family.samples),
+                    tuple(sample.labels for sample in family.samples),
+                    tuple(sample.line for sample in family.samples),
+                    identities[family.name],
+                )
+                for family in done.values()
+            ),
+        )
     return prepared
 
 
@@ -934,17 +1050,26 @@ def _line_of(family: MetricFamily, identity: Labels) -> int:
     return family.line
 
 
+_LABELS_OF = attrgetter("labels")
+_NAME_OF = attrgetter("name")
+_VALUE_OF = attrgetter("value")
+
+
 def _compare(old: MetricFamily, new: MetricFamily) -> tuple[int, int, int, bool]:
     """``(series added, removed, changed, metadata changed)`` between two versions of a family."""
     meta = (old.type, old.help, old.unit) != (new.type, new.help, new.unit)
     if len(old.samples) == len(new.samples):  # usually the same series in the same order
-        changed = 0
-        for a, b in zip(old.samples, new.samples, strict=True):
-            if a.labels != b.labels or a.name != b.name:
-                break
-            if a.value != b.value and not (a.value != a.value and b.value != b.value):
-                changed += 1
-        else:
+        olds, news = old.samples, new.samples
+        if list(map(_LABELS_OF, olds)) == list(map(_LABELS_OF, news)) and list(map(_NAME_OF, olds)) == list(
+            map(_NAME_OF, news)
+        ):
+            before_values = list(map(_VALUE_OF, olds))
+            after_values = list(map(_VALUE_OF, news))
+            changed = sum(map(operator.ne, before_values, after_values))
+            if changed and any(map(math.isnan, after_values)):  # NaN to NaN is no change
+                changed = sum(
+                    1 for a, b in zip(before_values, after_values, strict=True) if not _same_value(a, b)
+                )
             return 0, 0, changed, meta
     before = {(s.name, s.labels): s.value for s in old.samples}
     added = changed = 0

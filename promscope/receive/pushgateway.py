@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import sys
@@ -85,6 +86,7 @@ from promscope.receive.groups import (
     GroupKey,
     GroupStore,
     PreparedPush,
+    SimpleTextMemo,
     StoredFamily,
     format_group,
     go_float,
@@ -144,7 +146,8 @@ EXPIRY_PROTOCOL = INTERNAL_PROTOCOL
 """``Transport.protocol`` of the Observation of an expired group: promscope's own doing, no sender."""
 _NOT_REFUSING: frozenset[str] = frozenset()
 _LABEL_CACHE_TOTAL = 500_000
-"""Label bodies the fast path keeps across all groups; past it, every cache starts afresh."""
+"""Label bodies and body-memo lines the fast path keeps across all groups; past it, every cache starts
+afresh."""
 
 
 # --- configuration and introspection values ---------------------------------------------------------------
@@ -385,6 +388,11 @@ def _is_delimited_protobuf(content_type: str | None) -> bool:
     """True exactly when upstream would read the body as delimited protobuf."""
     if not content_type:
         return False
+    return _is_delimited_protobuf_type(content_type)
+
+
+@functools.lru_cache(maxsize=64)
+def _is_delimited_protobuf_type(content_type: str) -> bool:
     try:
         media_type, params = parse_media_type(content_type)
     except MediaTypeError:
@@ -510,7 +518,7 @@ class PushgatewayReceiver:
         self._body_id = 0
         self._senders: OrderedDict[str, _Sender] = OrderedDict()
         self._expiry: asyncio.Task[None] | None = None
-        self._label_caches: dict[GroupKey, dict[str, Labels]] = {}
+        self._label_caches: dict[GroupKey, tuple[dict[str, Labels], SimpleTextMemo]] = {}
         self._label_cached = 0
         self._parse_limits = ParseLimits(
             max_label_name_length=limits.max_label_name_length,
@@ -708,10 +716,10 @@ class PushgatewayReceiver:
         fmt = Format.PROTOBUF if protobuf else Format.TEXT
         simple = None
         if not protobuf and not self.semantics:
-            cache = self._labels_cache(grouping)
-            cached = len(cache)
-            simple = prepare_simple_text(body, grouping, cache)
-            self._count_cached(len(cache) - cached)
+            cache, memo = self._labels_cache(grouping)
+            cached = len(cache) + memo.size
+            simple = prepare_simple_text(body, grouping, cache, memo)
+            self._count_cached(len(cache) + memo.size - cached)
         if (
             simple is not None
             and simple.series <= limits.max_series_per_push
@@ -748,12 +756,12 @@ class PushgatewayReceiver:
         prepared = prepare_push(result.families, grouping, keep_empty=protobuf)
         return await self._store(request, grouping, prepared, result.diagnostics, fmt, replace=replace)
 
-    def _labels_cache(self, grouping: dict[str, str]) -> dict[str, Labels]:
-        """The fast path's label cache for one grouping key (see :meth:`_count_cached`)."""
+    def _labels_cache(self, grouping: dict[str, str]) -> tuple[dict[str, Labels], SimpleTextMemo]:
+        """The fast path's label cache and body memo for one grouping key (see :meth:`_count_cached`)."""
         key = group_key(grouping)
         cache = self._label_caches.get(key)
         if cache is None:
-            cache = self._label_caches[key] = {}
+            cache = self._label_caches[key] = ({}, SimpleTextMemo())
         return cache
 
     def _count_cached(self, grown: int) -> None:

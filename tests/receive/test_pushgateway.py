@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import pathlib
+import re
 import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -17,7 +18,7 @@ from promscope.exposition.protobuf import encode_protobuf
 from promscope.exposition.render import render_text
 from promscope.model import MetricType
 from promscope.observation import Observation, ObservationKind, Outcome
-from promscope.receive.groups import prepare_push, prepare_simple_text
+from promscope.receive.groups import SimpleTextMemo, prepare_push, prepare_simple_text
 from promscope.receive.http import Request, Response
 from promscope.receive.pushgateway import PushgatewayReceiver, PushLimits, go_time, split_grouping_path
 
@@ -678,6 +679,40 @@ def test_the_fast_path_matches_the_full_parser(body: str) -> None:
         assert [s.line for s in item.family.samples] == [s.line for s in other.samples]
         assert item.identities == full.families[name].identities
     assert fast.series == full.series
+
+
+def _variants(body: str) -> list[str]:
+    """``body`` with other values (valid and not), and bodies of another shape."""
+    values = ["7.5e3", "NaN", "+Inf", "-1", ".5", "0x10", "1 2", "1\r", "1 #"]
+    out = [re.sub(r" ([0-9]+)$", " " + value, body, flags=re.MULTILINE) for value in values]
+    return [
+        *out,
+        body.rstrip("\n"),
+        body + "\n",
+        body + "a 1\n",
+        body.replace("\n", "\n\n", 1),
+        *SIMPLE_BODIES,
+    ]
+
+
+@pytest.mark.parametrize("body", SIMPLE_BODIES)
+def test_the_body_memo_gives_what_the_fast_path_gives(body: str) -> None:
+    grouping = {"job": "j", "zone": "z"}
+    for variant in _variants(body):
+        memo = SimpleTextMemo()
+        prepare_simple_text(body.encode(), grouping, {}, memo)
+        remembered = prepare_simple_text(variant.encode(), grouping, {}, memo)
+        fresh = prepare_simple_text(variant.encode(), grouping, {})
+        assert (remembered is None) == (fresh is None), variant
+        if remembered is None or fresh is None:
+            continue
+        assert list(remembered.families) == list(fresh.families)
+        assert remembered.series == fresh.series
+        for name, item in remembered.families.items():
+            other = fresh.families[name]
+            assert item.family.equivalent(other.family) and item.family.line == other.family.line
+            assert [s.line for s in item.family.samples] == [s.line for s in other.family.samples]
+            assert item.identities == other.identities
 
 
 def test_the_fast_path_takes_the_usual_body() -> None:
