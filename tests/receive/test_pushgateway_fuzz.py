@@ -58,7 +58,13 @@ HTTP_LIMITS = HttpLimits(
     idle_timeout=2.0,
     max_decompression_ratio=50,
 )
-FUZZ = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=250,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    # The same examples on every run: CI on a shared machine must not pass or fail by the draw.
+    derandomize=True,
+)
 PROTOBUF = "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited"
 
 BASELINE = {
@@ -182,7 +188,7 @@ def _assert_unchanged(before: Snapshot, after: Snapshot, what: str) -> None:
         old, new = before.groups[key], after.groups[key]
         kept = [i for i in range(len(old)) if i not in _ROW_FAILURE_FIELDS]
         assert [old[i] for i in kept] == [new[i] for i in kept], (what, old, new)
-        assert new[3] > old[3], (what, old, new)  # the failure time moved on
+        assert new[3] >= old[3], (what, old, new)  # the failure time moved on (or the clock did not tick)
     for key in added:
         row = after.groups[key]
         assert row[2] == 0 and row[3] > 0 and not json.loads(row[7] or "[]"), (what, row)
