@@ -172,10 +172,19 @@ async def child(args: argparse.Namespace) -> int:
     loop.add_signal_handler(signal.SIGUSR1, dump)
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
+    profiler = None
+    if args.profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
     async with manager:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), args.lifetime)
         dump()
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(args.profile)
     return 0
 
 
@@ -230,6 +239,11 @@ def main() -> int:
         "--breakdown",
         action="store_true",
         help="also time promscope's stages (parse, semantics, observe, sink, gc) per sample",
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="PATH",
+        help="run promscope under cProfile and write its stats to PATH (the figures are then inflated)",
     )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--ports", help=argparse.SUPPRESS)
@@ -286,6 +300,7 @@ def main() -> int:
                     "--sink",
                     args.sink,
                     *(["--breakdown"] if args.breakdown else []),
+                    *(["--profile", str(Path(args.profile).resolve())] if args.profile else []),
                 ],
             )
             procs.append(promscope)

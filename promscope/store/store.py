@@ -55,6 +55,8 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import chain
+from operator import attrgetter
 from typing import Literal, Protocol
 
 import numpy as np
@@ -113,6 +115,11 @@ SCRAPE_REPORT_SERIES: frozenset[str] = frozenset(
 """Families stored even from a failed or refused observation (Prometheus's report series)."""
 
 _CREATED_OWNERS = frozenset({MetricType.COUNTER, MetricType.HISTOGRAM, MetricType.SUMMARY})
+_SAMPLES = attrgetter("samples")
+_NAME = attrgetter("name")
+_LABELS = attrgetter("labels")
+_VALUE = attrgetter("value")
+_HISTOGRAM = attrgetter("native_histogram")
 _SUFFIXES = ("_total", "_created", "_bucket", "_count", "_sum", "_gcount", "_gsum", "_info")
 
 
@@ -344,6 +351,34 @@ class _Series:
         self.histograms: deque[tuple[float, NativeHistogram]] | None = None
 
 
+class _Shape:
+    """Where the samples of a source's last column observation went, to write the next one alike.
+
+    ``names`` and ``labels`` are the observation's sample names and labels in order; ``rows``
+    the rows their values went to after dropping duplicates (``pick``: the samples kept, None
+    when there was none to drop; ``duplicates``: how many were dropped). Valid while the
+    source's ``generation`` is ``generation``: no series of it was registered or unregistered since.
+    """
+
+    __slots__ = ("duplicates", "generation", "labels", "names", "pick", "rows")
+
+    def __init__(
+        self,
+        generation: int,
+        names: tuple[str, ...],
+        labels: tuple[Labels, ...],
+        rows: IntArray,
+        pick: IntArray | None,
+        duplicates: int,
+    ) -> None:
+        self.generation = generation
+        self.names = names
+        self.labels = labels
+        self.rows = rows
+        self.pick = pick
+        self.duplicates = duplicates
+
+
 class _Source:
     __slots__ = (
         "by_input",
@@ -352,6 +387,7 @@ class _Source:
         "consecutive_failures",
         "first_seen",
         "gaps",
+        "generation",
         "grid",
         "gridded",
         "history",
@@ -373,6 +409,7 @@ class _Source:
         "ring",
         "rows",
         "series",
+        "shape",
     )
 
     def __init__(self, name: str, kind: ObservationKind | None, loose: bool, now: float, limits: StoreLimits):
@@ -388,6 +425,9 @@ class _Source:
         self.by_input: dict[tuple[str, Labels], _Series] = {}
         self.by_key: dict[Labels, _Series] = {}
         self.series = 0
+        self.generation = 0
+        """Bumped whenever a series of the source is registered or unregistered (``shape`` is then stale)."""
+        self.shape: _Shape | None = None
         self.present: BoolArray = np.zeros(0, bool)
         self.present_count = 0
         self.interval: float | None = None
@@ -816,6 +856,27 @@ class Store:
         if now <= ring.last_time:
             self._drops[DropReason.OUT_OF_ORDER] += sum(len(f.samples) for f in families)
             return
+        flat = list(chain.from_iterable(map(_SAMPLES, families)))
+        names = tuple(map(_NAME, flat))
+        labels = tuple(map(_LABELS, flat))
+        plain = list(map(_HISTOGRAM, flat)).count(None) == len(flat)
+        shape = src.shape
+        if (
+            plain
+            and shape is not None
+            and shape.generation == src.generation
+            and shape.names == names
+            and shape.labels == labels
+        ):
+            # The same series as the last observation, and none came or went since: the same rows.
+            for family in families:
+                self._note_family(family)
+            vals = np.fromiter(map(_VALUE, flat), np.float64, len(flat))
+            if shape.pick is not None:
+                vals = vals[shape.pick]
+                self._drops[DropReason.DUPLICATE] += shape.duplicates
+            self._write_column(src, ring, now, shape.rows, vals, [], accepted, obs)
+            return
         rows: list[int] = []
         values: list[float] = []
         new: list[tuple[MetricFamily, Sample]] = []
@@ -836,7 +897,14 @@ class Store:
                     histograms.append((series, sample.native_histogram))
         existing = np.fromiter(rows, np.int64, len(rows))
         vals = np.fromiter(values, np.float64, len(values))
-        existing, vals = self._dedupe(existing, vals)
+        pick = self._dedupe_index(existing)
+        if pick is not None:
+            self._drops[DropReason.DUPLICATE] += len(existing) - len(pick)
+            existing, vals = existing[pick], vals[pick]
+        if plain and not new:
+            src.shape = _Shape(
+                src.generation, names, labels, existing, pick, 0 if pick is None else len(rows) - len(pick)
+            )
         # Protect this observation's rows from eviction while making room for new series.
         ring.last_seq[existing] = ring.seq
         if new:
@@ -845,6 +913,19 @@ class Store:
             vals = np.concatenate([vals, new_vals])
             histograms.extend(new_hists)
             existing, vals = self._dedupe(existing, vals)
+        self._write_column(src, ring, now, existing, vals, histograms, accepted, obs)
+
+    def _write_column(
+        self,
+        src: _Source,
+        ring: ColumnRing,
+        now: float,
+        existing: IntArray,
+        vals: FloatArray,
+        histograms: list[tuple[_Series, NativeHistogram]],
+        accepted: bool,
+        obs: Observation,
+    ) -> None:
         col = ring.begin_column(now)
         ring.write(col, existing, vals)
         for series, histogram in histograms:
@@ -857,15 +938,23 @@ class Store:
             self._sweep(src)
 
     def _dedupe(self, rows: IntArray, vals: FloatArray) -> tuple[IntArray, FloatArray]:
-        if len(rows) < 2:
+        first = self._dedupe_index(rows)
+        if first is None:
             return rows, vals
-        counts = np.bincount(rows)
-        if counts.max() <= 1:
-            return rows, vals
-        _, first = np.unique(rows, return_index=True)
-        first.sort()
         self._drops[DropReason.DUPLICATE] += len(rows) - len(first)
         return rows[first], vals[first]
+
+    @staticmethod
+    def _dedupe_index(rows: IntArray) -> IntArray | None:
+        """The positions of each row's first occurrence, in order; None when no row repeats."""
+        if len(rows) < 2:
+            return None
+        counts = np.bincount(rows)
+        if counts.max() <= 1:
+            return None
+        _, first = np.unique(rows, return_index=True)
+        first.sort()
+        return first
 
     def _admit_columns(
         self, src: _Source, ring: ColumnRing, new: list[tuple[MetricFamily, Sample]]
@@ -977,6 +1066,7 @@ class Store:
         src.rows[series.row] = None
         grid.release(series.row)
         series.row = -1
+        src.generation += 1
 
     def _dissolve(self, src: _Source) -> None:
         """Move every series of the source's grid to loose series; the source stays loose from now on."""
@@ -1019,6 +1109,7 @@ class Store:
     ) -> _Series:
         series = _Series(key, name, family, src, input_key, -1, None)
         src.by_key[key] = series
+        src.generation += 1
         src.by_input.setdefault(input_key, series)
         src.series += 1
         self._series_count += 1
@@ -1050,6 +1141,7 @@ class Store:
         src = series.source
         if src.by_key.pop(series.labels, None) is None:
             return
+        src.generation += 1
         if src.by_input.get(series.input_key) is series:
             del src.by_input[series.input_key]
         src.series -= 1

@@ -445,3 +445,23 @@ def test_the_event_log_is_a_push_log(observe):
     assert isinstance(log, PushLog)
     stats = log.source("http://t/metrics")
     assert stats is not None and stats.last_seen == 1
+
+
+def test_a_repeated_shape_is_stored_exactly_as_a_full_lookup_stores_it(observe):
+    """The shape cache (same series as last time: the same rows) changes nothing that is stored."""
+    pods = [("a", "b", "c"), ("a", "b", "c"), ("a", "a", "b", "c"), ("a", "a", "b", "c"), ("a", "b", "d")]
+    pods += [("a", "b", "d"), ("e", "f", "g"), ("e", "f", "g"), ("a", "b", "c"), ("a", "b", "c")]
+    limits = StoreLimits(max_series_per_source=4)
+    fast, slow = Store(limits), Store(limits)
+    for step, names in enumerate(pods):
+        families = [counter(*((pod, float(step * 10 + i)) for i, pod in enumerate(names)))]
+        for store in (fast, slow):
+            for src in store._sources.values():
+                if store is slow:
+                    src.shape = None
+            store.ingest(observe(100 + 5 * step, families))
+    assert next(iter(fast._sources.values())).shape is not None
+    assert points(fast) == points(slow)
+    assert fast.dropped.as_dict() == slow.dropped.as_dict()
+    assert fast.churn("http://t/metrics") == slow.churn("http://t/metrics")
+    assert fast.series_count() == slow.series_count()
