@@ -6,7 +6,7 @@ scrapers scrape all of them every 5 s at the same time, each in its own process:
 
 * promscope: this script re-run as a child (``--child``): one ``ScrapeManager`` on one event loop and
   one shared httpx client, its sink counting the samples of every Observation (``--sink store`` feeds
-  S1's ``promscope.store.Store`` instead, when it is installed);
+  ``promscope.store.Store`` instead);
 * Prometheus: ``/usr/bin/prometheus`` with a temporary config (``scrape_interval: 5s``, one static job
   of the 100 targets) and a temporary TSDB, on a free port.
 
@@ -30,7 +30,7 @@ figures move by about 10% from run to run): before the scrape cache, promscope 9
 Prometheus 1.29 (ratio 7.15). With it, 2.83 against 1.11 (ratio 2.54) with the counting sink, and 3.21
 against 1.15 (ratio 2.79) with ``--sink store``. By stage (``--breakdown``, us/sample): parse 0.99
 (the body read from the target's template), semantic rules 0.20, Observation 0.56, collector 0.09, the
-rest (HTTP through httpx, asyncio, the loop itself) 1.54; S1's Store adds about 0.45. With the Store
+rest (HTTP through httpx, asyncio, the loop itself) 1.54; the Store adds about 0.45. With the Store
 writing a scrape whose series repeat the previous one's straight to the same rows: 3.34 against 1.17
 (ratio 2.85) with ``--sink store``, the Store adding 0.27.
 """
