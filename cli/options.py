@@ -20,6 +20,8 @@ import click
 
 __all__ = [
     "EXTENSION_FORMATS",
+    "MAX_GUNZIP_BYTES",
+    "gunzip_input",
     "input_format",
     "parse_duration",
     "parse_listener_duration",
@@ -56,7 +58,51 @@ def input_format(choice: str, name: str) -> str:
     """
     if choice != "auto" or name == "-":
         return choice
-    return EXTENSION_FORMATS.get(os.path.splitext(name)[1].lower(), "auto")
+    stem, extension = os.path.splitext(name)
+    if extension.lower() == ".gz":  # metrics.prom.gz: the format of what is inside
+        extension = os.path.splitext(stem)[1]
+    return EXTENSION_FORMATS.get(extension.lower(), "auto")
+
+
+MAX_GUNZIP_BYTES = 2 << 30
+"""Decompressed bytes a gzip input may grow to before it is refused (a gzip bomb stops here)."""
+
+
+def gunzip_input(data: bytes, limit: int | None = None) -> bytes:
+    """``data`` decompressed when it is gzip (by its magic bytes), else ``data`` itself.
+
+    Files and pipes may be compressed (``metrics.prom.gz``, ``curl --compressed`` not used);
+    the output is bounded by ``limit`` so a gzip bomb is refused, not inflated: ``OSError``
+    (with a message for the user) when it is over the limit or corrupt.
+    """
+    if not data.startswith(b"\x1f\x8b"):
+        return data
+    import zlib
+
+    limit = MAX_GUNZIP_BYTES if limit is None else limit
+    decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    out: list[bytes] = []
+    size = 0
+    pending = data
+    try:
+        while pending:
+            chunk = decoder.decompress(pending, 1 << 20)
+            size += len(chunk)
+            if size > limit:
+                raise OSError(f"gzip input decompresses to more than {limit} bytes; refused")
+            out.append(chunk)
+            pending = decoder.unconsumed_tail
+            if decoder.eof and decoder.unused_data.startswith(b"\x1f\x8b"):
+                # another gzip member follows, as `cat a.gz b.gz` makes
+                pending = decoder.unused_data + pending
+                decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            elif decoder.eof:
+                break
+    except zlib.error as exc:
+        raise OSError(f"gzip input is corrupt: {exc}") from None
+    if not decoder.eof:
+        raise OSError("gzip input is truncated")
+    return b"".join(out)
 
 
 def _parse_duration(text: str, pattern: re.Pattern[str], units: Mapping[str, float], examples: str) -> float:

@@ -94,6 +94,22 @@ def parse(
     size = len(data) if isinstance(data, bytes) else len(data.encode("utf-8", "surrogatepass"))
     extra: dict[str, str] = {}
     memo: SemanticsMemo | None = None
+    from promscope.exposition._decode import compression_of
+
+    compressed = compression_of(data)
+    if compressed is not None:
+        from promscope.exposition._decode import COMPRESSED
+
+        sink.error(
+            COMPRESSED,
+            1,
+            1,
+            f"the input is {compressed}-compressed (its first bytes say so), not {fmt.value}: "
+            "decompress it first; a scrape body is decompressed by its Content-Encoding",
+        )
+        if cache is not None:
+            cache.clear()
+        return ParseResult((), tuple(sink.diagnostics), fmt, 0, size, sink.suppressed, extra)
     if fmt is Format.PROTOBUF:
         from promscope.exposition.protobuf import parse_protobuf
 

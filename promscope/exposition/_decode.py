@@ -45,6 +45,7 @@ LABEL_NAME_TOO_LONG = "PS-106"
 LABEL_VALUE_TOO_LONG = "PS-107"
 BOM = "PS-108"
 TOO_MANY_SAMPLES = "PS-109"
+COMPRESSED = "PS-110"
 
 CODES: dict[str, Code] = {
     INVALID_UTF8: Code(Severity.ERROR, "invalid UTF-8; the line is decoded with U+FFFD replacements"),
@@ -56,7 +57,28 @@ CODES: dict[str, Code] = {
     LABEL_VALUE_TOO_LONG: Code(Severity.ERROR, "label value longer than the configured limit; skipped"),
     BOM: Code(Severity.ERROR, "byte order mark at the start of the body"),
     TOO_MANY_SAMPLES: Code(Severity.ERROR, "more samples than the configured limit; the rest is skipped"),
+    COMPRESSED: Code(Severity.ERROR, "the input is compressed (gzip, zstd, snappy); decompress it first"),
 }
+
+_MAGIC = (
+    (b"\x1f\x8b", "gzip"),
+    (b"\x28\xb5\x2f\xfd", "zstd"),
+    (b"\xff\x06\x00\x00sNaPpY", "snappy (framed)"),
+)
+
+
+def compression_of(data: bytes | str) -> str | None:
+    """The compression ``data`` starts with (by its magic bytes), or None for plain input.
+
+    A scrape body arrives decompressed (Content-Encoding); a file or a pipe may not be,
+    and parsing compressed bytes as text would report every line as garbage.
+    """
+    if isinstance(data, str):
+        return None
+    for magic, name in _MAGIC:
+        if data.startswith(magic):
+            return name
+    return None
 
 
 def decode(data: bytes | str, sink: DiagnosticSink) -> str:

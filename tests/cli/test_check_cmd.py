@@ -555,3 +555,29 @@ def test_unreachable_url_exits_3(free_port: object) -> None:
     result = run(f"http://127.0.0.1:{port}/metrics")
     assert result.exit_code == ExitCode.UNREADABLE
     assert result.stderr.startswith(f"promscope: error: http://127.0.0.1:{port}/metrics: ")
+
+
+def test_gzip_files_and_stdin_are_checked_as_what_they_hold(tmp_path: Path) -> None:
+    import gzip
+
+    packed = tmp_path / "metrics.prom.gz"
+    packed.write_bytes(gzip.compress(LINTY))
+    plain = run(write(tmp_path, "metrics.prom", LINTY))
+    from_file = run(str(packed))
+    from_stdin = run("-", input=gzip.compress(LINTY))
+    assert from_file.exit_code == plain.exit_code
+    assert "LINT-" in from_file.stdout and "PS-110" not in from_file.stdout
+    assert "LINT-" in from_stdin.stdout
+
+
+def test_a_gzip_bomb_is_refused_not_inflated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import gzip
+
+    from cli import options
+
+    monkeypatch.setattr(options, "MAX_GUNZIP_BYTES", 1 << 20)
+    bomb = tmp_path / "bomb.prom.gz"
+    bomb.write_bytes(gzip.compress(b"0" * (8 << 20)))
+    result = run(str(bomb))
+    assert result.exit_code == ExitCode.UNREADABLE
+    assert "decompresses to more than" in result.stderr

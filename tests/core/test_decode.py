@@ -126,5 +126,26 @@ def test_max_samples_stops_with_one_diagnostic(fmt: str) -> None:
 
 
 def test_every_ps1_code_is_declared_with_a_summary() -> None:
-    assert set(_decode.CODES) == {f"PS-10{i}" for i in range(1, 10)}
+    assert set(_decode.CODES) == {f"PS-1{i:02d}" for i in range(1, 11)}
     assert all(code.summary for code in _decode.CODES.values())
+
+
+@pytest.mark.parametrize(
+    ("data", "name"),
+    [
+        (b"\x1f\x8b\x08\x00\x00\x00\x00\x00", "gzip"),
+        (b"\x28\xb5\x2f\xfd\x00", "zstd"),
+        (b"\xff\x06\x00\x00sNaPpY\x00", "snappy (framed)"),
+    ],
+)
+@pytest.mark.parametrize("fmt", ["auto", "text", "openmetrics", "protobuf"])
+def test_compressed_input_is_one_diagnostic_not_a_page_of_garbage(data: bytes, name: str, fmt: str) -> None:
+    result = parse(data + bytes(range(256)) * 4, format=fmt)
+    assert [(d.line, d.column, d.code) for d in result.diagnostics] == [(1, 1, _decode.COMPRESSED)]
+    assert name in result.diagnostics[0].message
+    assert result.families == ()
+
+
+def test_plain_text_that_starts_like_nothing_compressed_is_parsed() -> None:
+    assert _decode.compression_of(b"# HELP x y\n") is None
+    assert _decode.compression_of("\x1f\x8b as text") is None
