@@ -142,7 +142,7 @@ def diagnostic_lines(diagnostics: Iterable[Diagnostic], style: Styler) -> list[s
     """One indented line per diagnostic (``    error PS-001 line 3:7: message``), for ``--verbose``."""
     lines = []
     for diagnostic in diagnostics:
-        where = f"line {diagnostic.line}:{diagnostic.column}: " if diagnostic.line else ""
+        where = f"line {diagnostic.line}:{max(diagnostic.column, 1)}: " if diagnostic.line else ""
         lines.append(
             f"    {style(diagnostic.severity.value, 'bold')} {diagnostic.code} {where}{diagnostic.message}"
         )

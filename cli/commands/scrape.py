@@ -875,7 +875,7 @@ def _print_diagnostics(console: Console, result: ScrapeResult, *, limit: int | N
     diagnostics = result.diagnostics
     for diagnostic in diagnostics[:limit] if limit else diagnostics:
         row = Text()
-        row.append(f"{diagnostic.line}:{diagnostic.column} ", style="dim")
+        row.append(f"{diagnostic.line}:{max(diagnostic.column, 1)} ", style="dim")
         row.append(diagnostic.severity.value, style=style[diagnostic.severity.value])
         row.append(f" {diagnostic.code} ", style="bold")
         row.append(diagnostic.message)

@@ -197,7 +197,7 @@ def scrape_line(
         parts.append(style(f"{_failure_label(failure)}: {observation.message}", "red"))
     if first is not None:
         errors = sum(1 for d in observation.diagnostics if d.severity is Severity.ERROR)
-        where = f" at {first.line}:{first.column}" if first.line else ""
+        where = f" at {first.line}:{max(first.column, 1)}" if first.line else ""
         more = f" (+{errors - 1} more)" if errors > 1 else ""
         parts.append(style(f"{first.code}{where}: {first.message}{more}", "red"))
     warnings = warnings_text(observation.diagnostics, style)
