@@ -331,14 +331,13 @@ class TlsFiles:
     client_key: pathlib.Path
 
 
-@pytest.fixture(scope="session")
-def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+def _build_tls_files(directory: pathlib.Path, server_names: tuple[str, ...]) -> TlsFiles:
+    """A test CA, a server certificate for ``server_names`` (IPs and DNS names) and a client one."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-    directory = tmp_path_factory.mktemp("tls")
     now = datetime.datetime.now(datetime.UTC)
 
     def write_key(key: ec.EllipticCurvePrivateKey, name: str) -> pathlib.Path:
@@ -403,15 +402,16 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
             )
         )
         if server:
-            builder = builder.add_extension(
-                x509.SubjectAlternativeName(
-                    [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
-                ),
-                critical=False,
-            )
+            names: list[x509.GeneralName] = []
+            for name in server_names:
+                try:
+                    names.append(x509.IPAddress(ipaddress.ip_address(name)))
+                except ValueError:
+                    names.append(x509.DNSName(name))
+            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
         return builder.sign(ca_key, hashes.SHA256()), key
 
-    server_cert, server_key = leaf("127.0.0.1", ExtendedKeyUsageOID.SERVER_AUTH, True)
+    server_cert, server_key = leaf(server_names[0], ExtendedKeyUsageOID.SERVER_AUTH, True)
     client_cert, client_key = leaf("pusher", ExtendedKeyUsageOID.CLIENT_AUTH, False)
     return TlsFiles(
         ca_cert=write_cert(ca_cert, "ca.pem"),
@@ -420,6 +420,22 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
         client_cert=write_cert(client_cert, "client.pem"),
         client_key=write_key(client_key, "client-key.pem"),
     )
+
+
+@pytest.fixture(scope="session")
+def make_tls_files(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., TlsFiles]:
+    """Build a CA, server and client certificates; ``server_names`` picks what the server is called."""
+
+    def make(server_names: tuple[str, ...] = ("127.0.0.1", "localhost")) -> TlsFiles:
+        return _build_tls_files(tmp_path_factory.mktemp("tls"), server_names)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tls_files(make_tls_files: Callable[..., TlsFiles]) -> TlsFiles:
+    """Certificates for a server reached as 127.0.0.1 or localhost, and a client."""
+    return make_tls_files()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
