@@ -36,18 +36,8 @@ Usage::
     python bench/bench_query.py                     # 100k series x 30 points
     python bench/bench_query.py --series 20000 --runs 3 --per-series
 
-Measured on a 2-vCPU Linux container, Python 3.11, numpy 2.4, Prometheus 2.42
-(``--per-series``, about 2 minutes)::
-
-    promscope   best of 5:    223.0 ms  (Store backfilled: parse + add_families, select_batch 33.7 ms)
-    promscope   best of 5:    593.2 ms  (Store backfilled, grid=False, select_batch 441.8 ms)
-    promscope   best of 5:    200.5 ms  (Store scraped: ingest, select_batch 30.7 ms)
-    promscope   best of 5:    163.3 ms  (SeriesSet, for reference)
-    prometheus  best of 5:    347.4 ms  (GET /api/v1/query, HTTP included)
-    ratio promscope/prometheus (Store, the slower of backfill and scraped): 0.64 (target <= 2: ok)
-
-Before the grid, a backfilled store read each series on its own: ``select_batch``
-took about 0.9 s and the query 1.1 s (3.2x Prometheus).
+Figures last measured, beside the peer's, are in ``bench/README.md``; this docstring keeps none,
+so they cannot drift apart.
 """
 
 from __future__ import annotations

@@ -25,14 +25,8 @@ scraper died, or promscope missed or overlapped an interval.
     python bench/bench_scrape_loop.py --targets 20 --duration 20
     python bench/bench_scrape_loop.py --breakdown            # also promscope's CPU per sample by stage
 
-Measured on the 2-core development machine (100 targets x 1,000 series, 5 s, 60 s measured; the
-figures move by about 10% from run to run): before the scrape cache, promscope 9.19 us/sample against
-Prometheus 1.29 (ratio 7.15). With it, 2.83 against 1.11 (ratio 2.54) with the counting sink, and 3.21
-against 1.15 (ratio 2.79) with ``--sink store``. By stage (``--breakdown``, us/sample): parse 0.99
-(the body read from the target's template), semantic rules 0.20, Observation 0.56, collector 0.09, the
-rest (HTTP through httpx, asyncio, the loop itself) 1.54; the Store adds about 0.45. With the Store
-writing a scrape whose series repeat the previous one's straight to the same rows: 3.34 against 1.17
-(ratio 2.85) with ``--sink store``, the Store adding 0.27.
+Figures last measured, beside the peer's, are in ``bench/README.md``; this docstring keeps none,
+so they cannot drift apart.
 """
 
 from __future__ import annotations

@@ -28,17 +28,9 @@ Usage::
 The last line is the ratio of bytes per retained sample, promscope/Prometheus,
 with the target (promscope <= 20 bytes per sample).
 
-Measured on a 2-vCPU Linux container, Python 3.11, numpy 2.4, Prometheus 2.42
-(the OpenMetrics input is 10.9 GB; promtool maps it whole, so expect ~11 GB of
-page cache and about 4 minutes)::
-
-    data: 100,000 series x 720 points every 5s
-    promscope   store RSS growth 631.1 MiB for 72,000,000 samples = 9.19 bytes/sample
-                (memory_bytes() says 9.73; ingest 30.2s)
-    prometheus  RSS 397.2 MiB after reading all 72,000,000 samples = 5.78 bytes/sample
-                (idle 53.6 MiB, block on disk 153.4 MiB; OpenMetrics written in 43s, imported in 152s)
-    ratio promscope/prometheus bytes per retained sample: 1.59
-                (promscope 9.19, target <= 20 bytes/sample: ok)
+The input is an 11 GB OpenMetrics file that promtool maps whole: expect about 11 GB of page cache
+and several minutes. Figures last measured, beside the peer's, are in ``bench/README.md``;
+this docstring keeps none, so they cannot drift apart.
 """
 
 from __future__ import annotations
