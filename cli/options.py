@@ -25,6 +25,7 @@ __all__ = [
     "input_format",
     "parse_duration",
     "parse_listener_duration",
+    "read_input",
     "record_option",
     "value_callback",
 ]
@@ -66,6 +67,20 @@ def input_format(choice: str, name: str) -> str:
 
 MAX_GUNZIP_BYTES = 2 << 30
 """Decompressed bytes a gzip input may grow to before it is refused (a gzip bomb stops here)."""
+
+
+def read_input(name: str) -> bytes:
+    """The exposition in file ``name`` (``-``: stdin), decompressed when it is gzip.
+
+    Every verb that reads expositions from files reads them here, so ``metrics.prom.gz``
+    works alike in check, diff and query. Raises :class:`OSError` (message for the user).
+    """
+    if name == "-":
+        import sys
+
+        return gunzip_input(sys.stdin.buffer.read())
+    with open(name, "rb") as handle:
+        return gunzip_input(handle.read())
 
 
 def gunzip_input(data: bytes, limit: int | None = None) -> bytes:

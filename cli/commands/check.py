@@ -20,7 +20,7 @@ from typing import IO, TYPE_CHECKING, Any
 import click
 
 from cli.exit_codes import EPILOG, PROMTOOL_EPILOG, ExitCode
-from cli.options import EXTENSION_FORMATS, gunzip_input, input_format
+from cli.options import EXTENSION_FORMATS, input_format, read_input
 from cli.output import print_error, wants_color
 from cli.reporters import OUTPUTS
 
@@ -264,12 +264,9 @@ def _expand(inputs: Sequence[str]) -> list[str]:
 
 def _read(name: str) -> bytes:
     """The bytes of a file or stdin; :class:`OSError` when they cannot be read."""
-    if name == "-":
-        return gunzip_input(sys.stdin.buffer.read())
-    if os.path.isdir(name):
+    if name != "-" and os.path.isdir(name):
         raise IsADirectoryError(f"no exposition files ({', '.join(_DIRECTORY_GLOBS)}) in this directory")
-    with open(name, "rb") as handle:
-        return gunzip_input(handle.read())
+    return read_input(name)
 
 
 def _os_error_text(error: OSError) -> str:

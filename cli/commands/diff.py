@@ -30,13 +30,12 @@ import math
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import click
 
 from cli.exit_codes import ExitCode
-from cli.options import input_format, parse_duration, record_option, value_callback
+from cli.options import input_format, parse_duration, read_input, record_option, value_callback
 from cli.output import Styler, print_error, wants_color
 
 if TYPE_CHECKING:
@@ -130,7 +129,7 @@ def load_input(name: str, *, format_: str = "auto", timeout: float = 10.0) -> Lo
         parsed = result.parse if format_ == "auto" else parse(result.body, format=format_)
     else:
         try:
-            data = sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes()
+            data = read_input(name)
         except OSError as exc:
             reason = (
                 "no such file" if isinstance(exc, FileNotFoundError) else (exc.strerror or str(exc)).lower()

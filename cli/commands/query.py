@@ -47,7 +47,7 @@ from typing import IO, TYPE_CHECKING, Any, NoReturn
 import click
 
 from cli.exit_codes import ExitCode
-from cli.options import input_format, parse_duration, value_callback
+from cli.options import input_format, parse_duration, read_input, value_callback
 from cli.output import print_error, wants_color
 
 if TYPE_CHECKING:
@@ -365,19 +365,14 @@ def _exposition(path: str, *, at: float | None, format_: str) -> tuple[SeriesSet
     from promscope.exposition import parse
     from promscope.query import SeriesSet
 
-    if path == "-":
-        body = sys.stdin.buffer.read()
-        name = "<stdin>"
-    else:
-        file = Path(path)
-        if file.is_dir():
-            _fail_source(f"{path}: is a directory", "give an exposition file, a session file or a URL")
-        try:
-            body = file.read_bytes()
-        except OSError as exc:
-            _fail_source(f"{path}: {exc.strerror or exc}")
-        name = path
-        format_ = input_format(format_, path)
+    if path != "-" and Path(path).is_dir():
+        _fail_source(f"{path}: is a directory", "give an exposition file, a session file or a URL")
+    try:
+        body = read_input(path)
+    except OSError as exc:
+        _fail_source(f"{path}: {exc.strerror or exc}")
+    name = "<stdin>" if path == "-" else path
+    format_ = input_format(format_, path)
     parsed = parse(body, format=format_, semantics=False)
     errors = parsed.errors()
     if errors:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from promscope.exposition._decode import COMPRESSED, compression_of, decode
 from promscope.exposition._diag import DiagnosticSink, ParseLimits
 from promscope.model import Diagnostic, Format, ParseResult
 
@@ -94,12 +95,8 @@ def parse(
     size = len(data) if isinstance(data, bytes) else len(data.encode("utf-8", "surrogatepass"))
     extra: dict[str, str] = {}
     memo: SemanticsMemo | None = None
-    from promscope.exposition._decode import compression_of
-
     compressed = compression_of(data)
     if compressed is not None:
-        from promscope.exposition._decode import COMPRESSED
-
         sink.error(
             COMPRESSED,
             1,
@@ -116,8 +113,6 @@ def parse(
         raw = data if isinstance(data, bytes) else data.encode("utf-8", "surrogateescape")
         families, lines = parse_protobuf(raw, sink, limits)
     else:
-        from promscope.exposition._decode import decode
-
         text = decode(data, sink)
         if fmt is Format.OPENMETRICS:
             from promscope.exposition.openmetrics import parse_openmetrics

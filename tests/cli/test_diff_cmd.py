@@ -323,3 +323,19 @@ def test_interval_record_file_that_cannot_be_created_exits_3(server: _Server, tm
     result = run(server.url(), "--interval", "0.01", "--count", "1", "--record", str(tmp_path / "no" / "x"))
     assert result.exit_code == ExitCode.UNREADABLE, result.output
     assert "Traceback" not in result.output
+
+
+def test_gzip_inputs_are_compared_as_what_they_hold(tmp_path: Path) -> None:
+    import gzip
+
+    from click.testing import CliRunner
+
+    from cli.commands.diff import diff
+
+    text = b"# TYPE a gauge\na 1\n"
+    plain = tmp_path / "a.prom"
+    plain.write_bytes(text)
+    packed = tmp_path / "a.prom.gz"
+    packed.write_bytes(gzip.compress(text))
+    result = CliRunner().invoke(diff, [str(plain), str(packed)])
+    assert result.exit_code == 0, result.output

@@ -305,3 +305,17 @@ def test_prometheus_parse_errors_get_a_caret(prometheus: str) -> None:
 
 def test_an_unreachable_prometheus_exits_3(free_port: Any) -> None:
     assert run("--prometheus", f"http://127.0.0.1:{free_port()}", "up", "--timeout", "2s").exit_code == 3
+
+
+def test_a_gzip_file_is_queried_as_what_it_holds(tmp_path: Path) -> None:
+    import gzip
+
+    from click.testing import CliRunner
+
+    from cli.commands.query import query
+
+    packed = tmp_path / "metrics.prom.gz"
+    packed.write_bytes(gzip.compress(b"# TYPE up gauge\nup 1 1700000000000\n"))
+    result = CliRunner().invoke(query, [str(packed), "up", "-o", "json"])
+    assert result.exit_code == 0, result.output
+    assert '"1"' in result.output
